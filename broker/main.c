@@ -1,0 +1,64 @@
+/*  =========================================================================
+    playzmq-broker - the broker between sources, workers and sinks
+
+    Parses options into a pz_broker_config_t, binds, serves until SIGINT or
+    SIGTERM, drains, exits 0. Exit 2 for a bad flag, 1 for an endpoint that
+    cannot be bound. All the logic is in broker.c.
+    =========================================================================
+*/
+#include "broker.h"
+#include "cli.h"
+
+int
+main (int argc, char *argv [])
+{
+    pz_sock_init_process ("playzmq-broker");
+    pz_broker_config_t config;
+    pz_broker_config_init (&config);
+    int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
+    int64_t heartbeat_timeout_ms = config.sockopts.heartbeat_timeout_ms;
+    int verbose = 0;
+
+    const pz_opt_t options [] = {
+        { "source-bind", 0, PZ_OPT_STRING, &config.source_bind, 0, 0, "EP",
+          "REP endpoint where sources hand in numbers" },
+        { "publish-bind", 0, PZ_OPT_STRING, &config.publish_bind, 0, 0, "EP",
+          "PUB endpoint where sinks subscribe to N, P and C" },
+        { "dispatch-bind", 0, PZ_OPT_STRING, &config.dispatch_bind, 0, 0, "EP",
+          "PUSH endpoint where workers pull work" },
+        { "results-bind", 0, PZ_OPT_STRING, &config.results_bind, 0, 0, "EP",
+          "REP endpoint where workers report verdicts" },
+        { "max-inflight", 0, PZ_OPT_INT, &config.max_inflight, 1, 100000000, "N",
+          "numbers accepted and not yet reported, at most" },
+        { "lease-ms", 0, PZ_OPT_INT, &config.lease_ms, 1, 86400000, "MS",
+          "push a dispatch again if no report came within this" },
+        { "drain-ms", 0, PZ_OPT_INT, &config.drain_ms, 0, 86400000, "MS",
+          "on SIGINT/SIGTERM wait this long for outstanding results" },
+        { "stats", 0, PZ_OPT_INT, &config.stats_s, 0, 86400, "S",
+          "log counters every S seconds (0: only at exit)" },
+        { "recent-requests", 0, PZ_OPT_INT, &config.recent_requests, 1, 10000000, "N",
+          "source request ids remembered to answer retries" },
+        { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
+          "ZMTP heartbeat interval (0: off)" },
+        { "heartbeat-timeout-ms", 0, PZ_OPT_INT, &heartbeat_timeout_ms, 100, 3600000, "MS",
+          "drop a peer silent for this long" },
+        { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
+          "log more (debug lines)" },
+        PZ_OPT_END
+    };
+    pz_cli_result_t parsed = pz_cli_parse (options, "playzmq-broker",
+        "Accepts numbers from sources, leases them to workers, publishes "
+        "numbers and verdicts.", argc, argv);
+    if (parsed != PZ_CLI_RUN)
+        return parsed == PZ_CLI_DONE ? 0 : 2;
+    config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
+    config.sockopts.heartbeat_timeout_ms = (int) heartbeat_timeout_ms;
+    pz_log_set_verbose (verbose);
+
+    pz_broker_t *broker = pz_broker_new (&config);
+    if (!broker)
+        return 1;
+    pz_broker_run (broker, NULL);
+    pz_broker_destroy (&broker);
+    return 0;
+}

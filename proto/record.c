@@ -1,0 +1,103 @@
+/*  =========================================================================
+    record - the PlayØMQ wire record: one tag byte and a big-endian int64
+
+    Encoding is done byte by byte with shifts, so it is independent of the
+    host's byte order and needs no htobe64 (not in C11). Validation walks a
+    frame once and reports the first problem, in the order the error codes
+    are numbered, so that a given bad frame always gets the same answer.
+    =========================================================================
+*/
+#include "record.h"
+
+#include <assert.h>
+#include <string.h>
+
+//  Writes one record (tag, value) into the PZ_RECORD_SIZE bytes at dest.
+void
+pz_record_encode (uint8_t *dest, char tag, int64_t value)
+{
+    assert (dest);
+    //  Conversion to unsigned is defined for negatives (two's complement
+    //  by modular arithmetic), unlike shifting a negative signed value.
+    uint64_t bits = (uint64_t) value;
+    dest [0] = (uint8_t) tag;
+    for (int index = 8; index >= 1; index--) {
+        dest [index] = (uint8_t) (bits & 0xFF);
+        bits >>= 8;
+    }
+}
+
+//  Returns the tag byte of the record at src.
+char
+pz_record_tag (const uint8_t *src)
+{
+    assert (src);
+    return (char) src [0];
+}
+
+//  Returns the value of the record at src (big-endian two's complement).
+int64_t
+pz_record_value (const uint8_t *src)
+{
+    assert (src);
+    uint64_t bits = 0;
+    for (int index = 1; index <= 8; index++)
+        bits = (bits << 8) | src [index];
+    //  memcpy rather than a cast: converting an out-of-range unsigned value
+    //  to a signed type is implementation-defined in C11.
+    int64_t value;
+    memcpy (&value, &bits, sizeof value);
+    return value;
+}
+
+//  Returns true if tag is one of the tags defined by the protocol.
+bool
+pz_record_tag_known (char tag)
+{
+    return tag != '\0' && strchr ("NPCAEI", tag) != NULL;
+}
+
+//  Validates a frame: length, record count, then each record's tag.
+//  Returns PZ_OK or the first error found.
+pz_error_t
+pz_record_check (const uint8_t *data, size_t size, const char *accepted)
+{
+    assert (accepted);
+    if (size == 0 || size % PZ_RECORD_SIZE != 0)
+        return PZ_ERR_LENGTH;
+    size_t records = size / PZ_RECORD_SIZE;
+    if (records > PZ_RECORDS_MAX)
+        return PZ_ERR_TOO_MANY;
+    assert (data);
+
+    for (size_t index = 0; index < records; index++) {
+        char tag = pz_record_tag (data + index * PZ_RECORD_SIZE);
+        if (!pz_record_tag_known (tag))
+            return PZ_ERR_UNKNOWN_TAG;
+        if (!strchr (accepted, tag))
+            return PZ_ERR_TAG_REFUSED;
+        //  An id names the whole message, so it leads it and never stands
+        //  alone: a message of nothing but an id asks for nothing.
+        if (tag == PZ_TAG_ID && (index > 0 || records == 1))
+            return PZ_ERR_ID_PLACEMENT;
+    }
+    return PZ_OK;
+}
+
+//  Returns a short English description of an error code.
+const char *
+pz_error_str (int64_t code)
+{
+    switch (code) {
+        case PZ_OK:               return "no error";
+        case PZ_ERR_LENGTH:       return "length is not a positive multiple of 9";
+        case PZ_ERR_TOO_MANY:     return "more than 4096 records";
+        case PZ_ERR_UNKNOWN_TAG:  return "unknown tag";
+        case PZ_ERR_TAG_REFUSED:  return "tag not accepted by this endpoint";
+        case PZ_ERR_MULTIPART:    return "more than one frame";
+        case PZ_ERR_UNKNOWN_ID:   return "dispatch id never issued by this broker";
+        case PZ_ERR_MISMATCH:     return "report does not match its dispatch";
+        case PZ_ERR_ID_PLACEMENT: return "I record missing, misplaced or alone";
+        default:                  return "unknown error";
+    }
+}

@@ -1,0 +1,82 @@
+/*  =========================================================================
+    record - the PlayØMQ wire record: one tag byte and a big-endian int64
+
+    Every message on every PlayØMQ socket is one ZeroMQ frame holding 1 to
+    PZ_RECORDS_MAX records of PZ_RECORD_SIZE bytes each. This module encodes
+    and decodes single records and validates whole frames against the set of
+    tags an endpoint accepts. It never allocates and never asserts on wire
+    data: a bad frame yields an error code that the caller sends back as an
+    `E` record. proto/PROTOCOL.md is the normative description; the code and
+    that file must agree.
+    =========================================================================
+*/
+#ifndef PZ_RECORD_H_INCLUDED
+#define PZ_RECORD_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PZ_RECORD_SIZE      9           //  bytes: tag + int64
+#define PZ_RECORDS_MAX      4096        //  records in one message, at most
+#define PZ_MESSAGE_MAX      (PZ_RECORD_SIZE * PZ_RECORDS_MAX)   //  36,864 bytes
+//  Frames up to this size are read and answered with an E record when they
+//  are malformed; a peer that sends a larger frame is disconnected by libzmq
+//  (ZMQ_MAXMSGSIZE) before the application sees it.
+#define PZ_WIRE_MAX         (1024 * 1024)
+
+//  The tags. Their byte value is what travels on the wire, so a SUB socket
+//  subscribes to a tag by subscribing to that one-byte prefix.
+#define PZ_TAG_NUMBER       'N'     //  a number to check
+#define PZ_TAG_PRIME        'P'     //  a checked number that is prime
+#define PZ_TAG_COMPOSITE    'C'     //  a checked number that is not prime
+#define PZ_TAG_ACK          'A'     //  value = records accepted
+#define PZ_TAG_ERROR        'E'     //  value = an error code below
+#define PZ_TAG_ID           'I'     //  value = a request or dispatch id
+
+//  Error codes carried in the value of an E record. Zero is never sent.
+typedef enum {
+    PZ_OK = 0,
+    PZ_ERR_LENGTH = 1,          //  length not a positive multiple of 9
+    PZ_ERR_TOO_MANY = 2,        //  more than PZ_RECORDS_MAX records
+    PZ_ERR_UNKNOWN_TAG = 3,     //  a tag byte that is no tag at all
+    PZ_ERR_TAG_REFUSED = 4,     //  a tag this endpoint does not accept
+    PZ_ERR_MULTIPART = 5,       //  more than one frame
+    PZ_ERR_UNKNOWN_ID = 6,      //  a dispatch id this broker never issued
+    PZ_ERR_MISMATCH = 7,        //  report's count or values differ from its dispatch
+    PZ_ERR_ID_PLACEMENT = 8     //  I record missing where required, not first,
+                                //  or not followed by at least one record
+} pz_error_t;
+
+#define PZ_ERR_MAX          8
+
+//  Writes one record (tag, value) into the PZ_RECORD_SIZE bytes at dest.
+void
+    pz_record_encode (uint8_t *dest, char tag, int64_t value);
+
+//  Returns the tag byte of the record at src.
+char
+    pz_record_tag (const uint8_t *src);
+
+//  Returns the value of the record at src (big-endian two's complement).
+int64_t
+    pz_record_value (const uint8_t *src);
+
+//  Validates a frame of size bytes: length, record count, and every tag
+//  against accepted (a string of tag letters, e.g. "NI"). If accepted holds
+//  PZ_TAG_ID, an I record is allowed only as the first record and must be
+//  followed by at least one record. Returns PZ_OK or the first error found,
+//  checking in the order of the codes: length, count, then record by record.
+pz_error_t
+    pz_record_check (const uint8_t *data, size_t size, const char *accepted);
+
+//  Returns true if tag is one of the tags defined by the protocol.
+bool
+    pz_record_tag_known (char tag);
+
+//  Returns a short English description of an error code ("unknown tag").
+//  Returns "unknown error" for codes the protocol does not define.
+const char *
+    pz_error_str (int64_t code);
+
+#endif

@@ -1,0 +1,137 @@
+/*  =========================================================================
+    sock - sockets the PlayØMQ way: options set before bind or connect,
+           errors that name the endpoint
+
+    Options must be set before bind/connect to affect the connection (libzmq
+    reads them when the pipe is created), hence one function that does both
+    in the right order.
+    =========================================================================
+*/
+#include "sock.h"
+#include "record.h"
+
+#include <assert.h>
+#include <string.h>
+
+//  Fills opts with the defaults.
+void
+pz_sockopts_init (pz_sockopts_t *opts)
+{
+    assert (opts);
+    *opts = (pz_sockopts_t) {
+        .linger_ms = 0,
+        .heartbeat_ivl_ms = 1000,
+        .heartbeat_timeout_ms = 3000,
+        .handshake_ms = 5000,
+        .sndhwm = 0,
+        .rcvhwm = 0
+    };
+}
+
+//  Creates, configures and binds or connects a socket; NULL on failure.
+zsock_t *
+pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
+              const pz_sockopts_t *opts)
+{
+    assert (role && endpoint && opts);
+    zsock_t *sock = zsock_new (type);
+    if (!sock) {
+        zsys_error ("%s: cannot create socket: %s", role, zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    zsock_set_linger (sock, opts->linger_ms);
+    //  Above the largest valid message, so that a malformed message of up
+    //  to PZ_WIRE_MAX bytes can still be read and answered with an E record.
+    zsock_set_maxmsgsize (sock, PZ_WIRE_MAX);
+    zsock_set_handshake_ivl (sock, opts->handshake_ms);
+    if (opts->heartbeat_ivl_ms > 0) {
+        zsock_set_heartbeat_ivl (sock, opts->heartbeat_ivl_ms);
+        zsock_set_heartbeat_timeout (sock, opts->heartbeat_timeout_ms);
+        //  TTL tells the peer how long to wait for us; same bound both ways.
+        zsock_set_heartbeat_ttl (sock, opts->heartbeat_timeout_ms);
+    }
+    if (opts->sndhwm > 0)
+        zsock_set_sndhwm (sock, opts->sndhwm);
+    if (opts->rcvhwm > 0)
+        zsock_set_rcvhwm (sock, opts->rcvhwm);
+
+    int rc = bind ? zsock_bind (sock, "%s", endpoint)
+                  : zsock_connect (sock, "%s", endpoint);
+    if (rc == -1) {
+        zsys_error ("%s: cannot %s '%s': %s", role, bind ? "bind" : "connect",
+                    endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+//  Returns "tcp://HOST:PORT". Caller owns return value.
+char *
+pz_endpoint_for_host (const char *host, int port)
+{
+    assert (host);
+    bool ipv6 = strchr (host, ':') != NULL && host [0] != '[';
+    return zsys_sprintf (ipv6 ? "tcp://[%s]:%d" : "tcp://%s:%d", host, port);
+}
+
+//  Sends one record as a message without blocking. Returns 0 or -1.
+int
+pz_sock_send_record (zsock_t *sock, char tag, int64_t value)
+{
+    uint8_t record [PZ_RECORD_SIZE];
+    pz_record_encode (record, tag, value);
+    int rc = zmq_send (zsock_resolve (sock), record, sizeof record, ZMQ_DONTWAIT);
+    return rc == (int) sizeof record ? 0 : -1;
+}
+
+//  Discards the remaining frames of the message being read.
+int
+pz_sock_drain_frames (void *handle)
+{
+    int discarded = 0;
+    int more = 1;
+    size_t more_size = sizeof more;
+    while (zmq_getsockopt (handle, ZMQ_RCVMORE, &more, &more_size) == 0 && more) {
+        zmq_msg_t frame;
+        zmq_msg_init (&frame);
+        if (zmq_msg_recv (&frame, handle, 0) == -1) {
+            zmq_msg_close (&frame);
+            break;
+        }
+        zmq_msg_close (&frame);
+        discarded++;
+    }
+    return discarded;
+}
+
+//  czmq has no log levels: debug lines are guarded by this, set by -v.
+static int s_verbose = 0;
+
+//  Sets how much the program logs.
+void
+pz_log_set_verbose (int level)
+{
+    s_verbose = level;
+}
+
+//  Returns true if debug lines should be logged.
+bool
+pz_log_verbose (void)
+{
+    return s_verbose > 0;
+}
+
+//  Sets up czmq logging to stderr and its SIGINT/SIGTERM handling.
+void
+pz_sock_init_process (const char *ident)
+{
+    //  stdout belongs to the data (sinks print records there).
+    zsys_set_logstream (stderr);
+    zsys_set_logident (ident);
+    zsys_set_logsystem (false);
+    //  Installs czmq's handler: SIGINT and SIGTERM set zsys_interrupted and
+    //  interrupt blocking calls, so every loop can end cleanly.
+    zsys_init ();
+    zsys_catch_interrupts ();
+}

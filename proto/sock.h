@@ -1,0 +1,74 @@
+/*  =========================================================================
+    sock - sockets the PlayØMQ way: options set before bind or connect,
+           errors that name the endpoint
+
+    Every socket that faces the network gets the same treatment: an explicit
+    linger, ZMQ_MAXMSGSIZE so a peer cannot make us buffer an unbounded
+    frame, ZMTP heartbeats so a dead peer is noticed even on a silent TCP
+    connection, and a bounded handshake. pz_sock_open applies them, then binds
+    or connects, and on failure logs one line naming the role and endpoint.
+    =========================================================================
+*/
+#ifndef PZ_SOCK_H_INCLUDED
+#define PZ_SOCK_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+
+//  Default ports of the broker's four endpoints.
+#define PZ_PORT_SOURCE      5555
+#define PZ_PORT_PUBLISH     5556
+#define PZ_PORT_DISPATCH    5557
+#define PZ_PORT_RESULTS     5558
+
+typedef struct {
+    int linger_ms;              //  how long close waits to send what is queued
+    int heartbeat_ivl_ms;       //  ZMTP PING every this often; 0 disables heartbeats
+    int heartbeat_timeout_ms;   //  a peer silent this long is disconnected
+    int handshake_ms;           //  a ZMTP handshake must finish within this
+    int sndhwm;                 //  messages queued per peer for sending; 0 = libzmq's
+    int rcvhwm;                 //  messages queued per peer on receipt; 0 = libzmq's
+} pz_sockopts_t;
+
+//  Fills opts with the defaults: linger 0, heartbeats every 1000 ms with a
+//  3000 ms timeout, 5000 ms handshake, libzmq's high-water marks.
+void
+    pz_sockopts_init (pz_sockopts_t *opts);
+
+//  Creates a socket of type (ZMQ_REQ, ...), applies opts and PZ_WIRE_MAX as
+//  ZMQ_MAXMSGSIZE, then binds (bind true) or connects to endpoint. role names
+//  the socket in the error line ("source REP"). Returns the socket, or NULL
+//  after logging why. Caller owns return value.
+zsock_t *
+    pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
+                  const pz_sockopts_t *opts);
+
+//  Returns "tcp://HOST:PORT" (brackets around an IPv6 HOST).
+//  Caller owns return value (free with zstr_free or free).
+char *
+    pz_endpoint_for_host (const char *host, int port);
+
+//  Sends one record (tag, value) as a message, without blocking. Returns 0,
+//  or -1 if the socket could not take it now.
+int
+    pz_sock_send_record (zsock_t *sock, char tag, int64_t value);
+
+//  Reads and discards the remaining frames of a multi-frame message, so that
+//  a REP socket can answer it. Returns the number of frames discarded.
+int
+    pz_sock_drain_frames (void *handle);
+
+//  Sets how much the program logs: 0 normal, 1 or more adds debug lines.
+void
+    pz_log_set_verbose (int level);
+
+//  Returns true if debug lines should be logged (-v).
+bool
+    pz_log_verbose (void);
+
+//  Sets up czmq for a PlayØMQ program: logs to stderr under ident, with
+//  SIGINT and SIGTERM setting zsys_interrupted. Call first thing in main.
+void
+    pz_sock_init_process (const char *ident);
+
+#endif

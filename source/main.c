@@ -1,0 +1,90 @@
+/*  =========================================================================
+    playzmq-source - sends numbers to the broker
+
+    Parses options, sends, prints a one-line summary on stderr. Exit 0 when
+    every number was acknowledged (or on SIGINT/SIGTERM), 1 if the broker
+    stopped answering, rejected a request, or an input line was bad, 2 for
+    a bad flag. All the logic is in source.c.
+    =========================================================================
+*/
+#include "cli.h"
+#include "record.h"
+#include "source.h"
+
+#include <inttypes.h>
+
+int
+main (int argc, char *argv [])
+{
+    pz_sock_init_process ("playzmq-source");
+    pz_source_config_t config;
+    pz_source_config_init (&config);
+    config.connect = NULL;      //  filled from --broker when not given
+    const char *broker = "localhost";
+    int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
+    int verbose = 0;
+
+    const pz_opt_t options [] = {
+        { "broker", 0, PZ_OPT_STRING, &broker, 0, 0, "HOST",
+          "broker host: the endpoint defaults to tcp://HOST:5555" },
+        { "connect", 'c', PZ_OPT_STRING, &config.connect, 0, 0, "EP",
+          "broker's source endpoint (default: tcp://HOST:5555)" },
+        { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
+          "random numbers to send" },
+        { "min", 0, PZ_OPT_INT, &config.min, INT64_MIN, INT64_MAX, "V",
+          "smallest random number" },
+        { "max", 0, PZ_OPT_INT, &config.max, INT64_MIN, INT64_MAX, "V",
+          "largest random number" },
+        { "seed", 's', PZ_OPT_INT, &config.seed, 0, INT64_MAX, "S",
+          "seed for a reproducible run (0: a new sequence each run)" },
+        { "input", 'i', PZ_OPT_STRING, &config.input, 0, 0, "FILE",
+          "send the numbers in FILE, one per line ('-': stdin), not random ones" },
+        { "batch", 'b', PZ_OPT_INT, &config.batch, 1, PZ_RECORDS_MAX, "K",
+          "numbers per request (1 as in the exercise; 1024 is fast)" },
+        { "rate", 'r', PZ_OPT_INT, &config.rate, 0, INT64_MAX / 1000, "R",
+          "numbers per second, at most (0: as fast as acks come)" },
+        { "pipeline", 'p', PZ_OPT_INT, &config.pipeline, 1, 64, "K",
+          "requests outstanding at once" },
+        { "timeout", 0, PZ_OPT_INT, &config.timeout_ms, 1, 3600000, "MS",
+          "wait this long for an ack before resending" },
+        { "retries", 0, PZ_OPT_INT, &config.retries, 0, 1000000, "N",
+          "resend an unacknowledged request this often, then give up" },
+        { "acked", 0, PZ_OPT_STRING, &config.acked_path, 0, 0, "FILE",
+          "write every acknowledged number to FILE, one per line" },
+        { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
+          "ZMTP heartbeat interval (0: off)" },
+        { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
+          "log more (debug lines)" },
+        PZ_OPT_END
+    };
+    pz_cli_result_t parsed = pz_cli_parse (options, "playzmq-source",
+        "Sends random numbers, or numbers from a file, to the broker and "
+        "waits for its acks.", argc, argv);
+    if (parsed != PZ_CLI_RUN)
+        return parsed == PZ_CLI_DONE ? 0 : 2;
+    if (config.min > config.max)
+        return pz_cli_error ("playzmq-source", "--min %" PRId64 " is above --max %" PRId64,
+                             config.min, config.max);
+    pz_log_set_verbose (verbose);
+    config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
+    config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
+    char *endpoint = config.connect ? strdup (config.connect)
+                                    : pz_endpoint_for_host (broker, PZ_PORT_SOURCE);
+    config.connect = endpoint;
+
+    int status = 1;
+    pz_source_t *source = pz_source_new (&config);
+    if (source) {
+        status = pz_source_run (source);
+        pz_source_stats_t stats;
+        pz_source_stats (source, &stats);
+        fprintf (stderr, "playzmq-source: sent %" PRIu64 ", acked %" PRIu64 " in %.3f s "
+                 "(%.0f numbers/s); %" PRIu64 " rejected, %" PRIu64 " resent requests, "
+                 "%" PRIu64 " bad lines\n", stats.sent, stats.acked, stats.seconds,
+                 stats.seconds > 0 ? (double) stats.acked / stats.seconds : 0.0,
+                 stats.rejected, stats.resends, stats.bad_lines);
+        pz_source_destroy (&source);
+    }
+    free (endpoint);
+    return status;
+}

@@ -1,0 +1,72 @@
+/*  =========================================================================
+    source - hands numbers to the broker and waits for its acks
+
+    A source reads numbers from a seeded random generator or from a file (one
+    decimal integer per line), packs `batch` of them per request behind an
+    I <request-id> record, and sends them on a REQ socket. It keeps up to
+    `pipeline` requests outstanding, one per REQ socket. A request whose ack
+    does not come within `timeout_ms` is resent on a new socket with the same
+    id (the Lazy Pirate pattern; the broker answers a repeated id from memory
+    instead of accepting it twice), `retries` times, then the source gives up.
+    =========================================================================
+*/
+#ifndef PZ_SOURCE_H_INCLUDED
+#define PZ_SOURCE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "sock.h"
+
+typedef struct _pz_source_t pz_source_t;
+
+typedef struct {
+    const char *connect;        //  the broker's source REP endpoint
+    const char *input;          //  file of numbers, "-" for stdin, NULL for random
+    int64_t count;              //  random numbers to send
+    int64_t min;                //  random numbers are uniform in [min, max]
+    int64_t max;
+    int64_t seed;               //  0: a different sequence every run
+    int64_t batch;              //  numbers per request, 1 to PZ_RECORDS_MAX
+    int64_t rate;               //  numbers per second, at most; 0: as fast as acks come
+    int64_t timeout_ms;         //  wait this long for an ack before resending
+    int64_t retries;            //  resends of one request before giving up
+    int64_t pipeline;           //  requests outstanding at once (REQ sockets)
+    const char *acked_path;     //  if not NULL, every acknowledged number goes here
+    pz_sockopts_t sockopts;     //  heartbeats, handshake
+} pz_source_config_t;
+
+typedef struct {
+    uint64_t sent;              //  numbers sent (resends not counted)
+    uint64_t acked;             //  numbers the broker acknowledged
+    uint64_t rejected;          //  numbers in requests answered with E
+    uint64_t resends;           //  requests sent again after a timeout
+    uint64_t bad_lines;         //  input lines that were not a 64-bit integer
+    double seconds;             //  from first send to last ack
+} pz_source_stats_t;
+
+//  Fills config with the defaults: 100 random numbers in [1, 1000000], one
+//  per request, to tcp://localhost:5555.
+void
+    pz_source_config_init (pz_source_config_t *config);
+
+//  Creates a source: opens the input and acked files and connects. Returns
+//  NULL after logging what failed. Caller owns return value.
+pz_source_t *
+    pz_source_new (const pz_source_config_t *config);
+
+//  Destroys the source, flushing the acked file. NULL-safe; nulls *self_p.
+void
+    pz_source_destroy (pz_source_t **self_p);
+
+//  Sends every number and waits for every ack, or stops at SIGINT/SIGTERM.
+//  Returns 0 if all went well, 1 if the broker stopped answering (logged,
+//  naming the endpoint), rejected a request, or an input line was bad.
+int
+    pz_source_run (pz_source_t *self);
+
+//  Copies the source's counters into stats.
+void
+    pz_source_stats (pz_source_t *self, pz_source_stats_t *stats);
+
+#endif
