@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run.sh - the two things a newcomer does with PlayØMQ.
+#   ./run.sh demo   installs what is missing, builds, and runs a broker, two
+#                   workers, a sink printing primes and a source; stops by
+#                   itself after --count numbers, or on Ctrl-C
+#   ./run.sh test   installs what is missing, builds, runs every test
+set -euo pipefail
+cd "$(dirname "$0")"
+
+case "${1:-}" in
+  demo)
+    shift
+    tools/deps.sh tools/packages-build.txt
+    tools/build.sh >/dev/null
+    pids=()
+    cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+    trap cleanup EXIT INT TERM
+    build/broker/playzmq-broker --source-bind tcp://127.0.0.1:5555 \
+      --publish-bind tcp://127.0.0.1:5556 --dispatch-bind tcp://127.0.0.1:5557 \
+      --results-bind tcp://127.0.0.1:5558 --stats 0 & pids+=($!)
+    build/worker/playzmq-worker --broker 127.0.0.1 --threads 1 & pids+=($!)
+    build/worker/playzmq-worker --broker 127.0.0.1 --threads 1 & pids+=($!)
+    build/sink/playzmq-sink --broker 127.0.0.1 --tags P & pids+=($!)
+    sleep 0.5                     # let the sink subscribe before numbers flow
+    build/source/playzmq-source --broker 127.0.0.1 --count 200 --rate 20 \
+      --max 1000000 "$@" || true
+    sleep 0.5                     # the last verdicts are on their way
+    ;;
+  test)
+    shift
+    tools/deps.sh tools/packages-build.txt tools/packages-test.txt
+    tools/build.sh
+    meson test -C build --print-errorlogs "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh demo [source options] | ./run.sh test [meson test options]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,142 @@
+/*  =========================================================================
+    test_record - the wire record codec and frame validation
+
+    Byte order is checked against byte strings written out by hand, not
+    against the encoder itself, and every error code has a frame that
+    produces it. Doubles as an example of building and checking records.
+    =========================================================================
+*/
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "record.h"
+
+//  Builds a frame of records from tags and values, returns its size.
+static size_t
+s_frame (uint8_t *frame, const char *tags, const int64_t *values)
+{
+    size_t count = strlen (tags);
+    for (size_t index = 0; index < count; index++)
+        pz_record_encode (frame + index * PZ_RECORD_SIZE, tags [index], values [index]);
+    return count * PZ_RECORD_SIZE;
+}
+
+Test (record, encodes_big_endian_by_hand, .timeout = 5)
+{
+    uint8_t record [PZ_RECORD_SIZE];
+    pz_record_encode (record, 'N', 0x0102030405060708);
+    const uint8_t expected [PZ_RECORD_SIZE] = { 'N', 1, 2, 3, 4, 5, 6, 7, 8 };
+    cr_assert_arr_eq (record, expected, PZ_RECORD_SIZE);
+
+    pz_record_encode (record, 'P', 97);
+    const uint8_t prime [PZ_RECORD_SIZE] = { 'P', 0, 0, 0, 0, 0, 0, 0, 0x61 };
+    cr_assert_arr_eq (record, prime, PZ_RECORD_SIZE);
+
+    //  Two's complement: -1 is all ones, INT64_MIN is 0x80 then zeros.
+    pz_record_encode (record, 'C', -1);
+    const uint8_t minus_one [PZ_RECORD_SIZE] = { 'C', 0xff, 0xff, 0xff, 0xff,
+                                                 0xff, 0xff, 0xff, 0xff };
+    cr_assert_arr_eq (record, minus_one, PZ_RECORD_SIZE);
+    pz_record_encode (record, 'C', INT64_MIN);
+    const uint8_t minimum [PZ_RECORD_SIZE] = { 'C', 0x80, 0, 0, 0, 0, 0, 0, 0 };
+    cr_assert_arr_eq (record, minimum, PZ_RECORD_SIZE);
+}
+
+Test (record, decodes_hand_written_bytes, .timeout = 5)
+{
+    const uint8_t max [PZ_RECORD_SIZE] = { 'A', 0x7f, 0xff, 0xff, 0xff,
+                                           0xff, 0xff, 0xff, 0xff };
+    cr_assert_eq (pz_record_tag (max), 'A');
+    cr_assert_eq (pz_record_value (max), INT64_MAX);
+    const uint8_t small [PZ_RECORD_SIZE] = { 'E', 0, 0, 0, 0, 0, 0, 0x01, 0x00 };
+    cr_assert_eq (pz_record_value (small), 256);
+    const uint8_t negative [PZ_RECORD_SIZE] = { 'N', 0xff, 0xff, 0xff, 0xff,
+                                                0xff, 0xff, 0xff, 0xfe };
+    cr_assert_eq (pz_record_value (negative), -2);
+}
+
+Test (record, round_trips_edge_and_spread_values, .timeout = 5)
+{
+    int64_t values [] = { 0, 1, -1, 2, 255, 256, 65535, INT32_MAX, INT32_MIN,
+                          (int64_t) 1 << 32, INT64_MAX, INT64_MIN, INT64_MIN + 1 };
+    uint8_t record [PZ_RECORD_SIZE];
+    for (size_t index = 0; index < sizeof values / sizeof values [0]; index++) {
+        pz_record_encode (record, 'N', values [index]);
+        cr_assert_eq (pz_record_value (record), values [index]);
+        cr_assert_eq (pz_record_tag (record), 'N');
+    }
+    //  And a spread of bit patterns from a simple generator.
+    uint64_t bits = 0x243f6a8885a308d3ULL;
+    for (int round = 0; round < 100000; round++) {
+        bits = bits * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t value;
+        memcpy (&value, &bits, sizeof value);
+        pz_record_encode (record, 'P', value);
+        cr_assert_eq (pz_record_value (record), value);
+    }
+}
+
+Test (record, accepts_valid_frames, .timeout = 5)
+{
+    static uint8_t frame [PZ_MESSAGE_MAX];
+    int64_t values [4] = { 7, 11, 13, -5 };
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "N", values), "N"), PZ_OK);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "INN", values), "NI"), PZ_OK);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "IPCP", values), "IPC"), PZ_OK);
+    //  Exactly the maximum number of records.
+    for (int index = 0; index < PZ_RECORDS_MAX; index++)
+        pz_record_encode (frame + index * PZ_RECORD_SIZE, 'N', index);
+    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX, "N"), PZ_OK);
+}
+
+Test (record, every_malformed_case_has_its_code, .timeout = 5)
+{
+    static uint8_t frame [PZ_MESSAGE_MAX + PZ_RECORD_SIZE];
+    int64_t values [3] = { 7, 11, 13 };
+    size_t size = s_frame (frame, "NN", values);
+    cr_assert_eq (pz_record_check (frame, 0, "N"), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_record_check (frame, 8, "N"), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_record_check (frame, size - 1, "N"), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX + PZ_RECORD_SIZE, "N"),
+                  PZ_ERR_TOO_MANY);
+    //  Length errors come before anything else: a bad tag in a bad length.
+    frame [0] = 'X';
+    cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_record_check (frame, 9, "N"), PZ_ERR_UNKNOWN_TAG);
+    frame [0] = '\0';
+    cr_assert_eq (pz_record_check (frame, 9, "N"), PZ_ERR_UNKNOWN_TAG);
+    frame [0] = 'n';
+    cr_assert_eq (pz_record_check (frame, 9, "N"), PZ_ERR_UNKNOWN_TAG);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "NP", values), "N"),
+                  PZ_ERR_TAG_REFUSED);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "A", values), "PC"),
+                  PZ_ERR_TAG_REFUSED);
+    //  The first bad record decides: refused before unknown.
+    size = s_frame (frame, "NEN", values);
+    frame [2 * PZ_RECORD_SIZE] = '?';
+    cr_assert_eq (pz_record_check (frame, size, "N"), PZ_ERR_TAG_REFUSED);
+    //  An I record only first, and never alone.
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "NI", values), "NI"),
+                  PZ_ERR_ID_PLACEMENT);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "I", values), "NI"),
+                  PZ_ERR_ID_PLACEMENT);
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "IIN", values), "NI"),
+                  PZ_ERR_ID_PLACEMENT);
+    //  An I where ids are not accepted is simply refused.
+    cr_assert_eq (pz_record_check (frame, s_frame (frame, "IN", values), "N"),
+                  PZ_ERR_TAG_REFUSED);
+}
+
+Test (record, knows_its_tags_and_describes_errors, .timeout = 5)
+{
+    const char *tags = "NPCAEI";
+    for (const char *tag = tags; *tag; tag++)
+        cr_assert (pz_record_tag_known (*tag));
+    cr_assert_not (pz_record_tag_known ('X'));
+    cr_assert_not (pz_record_tag_known ('\0'));
+    for (int code = 1; code <= PZ_ERR_MAX; code++)
+        cr_assert_str_neq (pz_error_str (code), "unknown error");
+    cr_assert_str_eq (pz_error_str (PZ_ERR_MAX + 1), "unknown error");
+    cr_assert_str_eq (pz_error_str (-1), "unknown error");
+}
