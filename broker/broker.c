@@ -17,7 +17,7 @@
          front of `pending` with the same id;
       5. the first valid report for the id publishes its P and C records and
          frees the dispatch; later reports for it are counted as duplicates.
-    Dispatch ids carry a random incarnation in their high bits, so a report
+    Dispatch ids carry the broker incarnation in their high bits, so a report
     meant for an earlier broker process is recognised as never issued here.
     =========================================================================
 */
@@ -223,11 +223,11 @@ pz_broker_new (const pz_broker_config_t *config)
     assert (self->pending && self->leased && self->recent);
     assert (self->primes && self->composites);
 
-    //  A random incarnation, so ids from an earlier broker are not ours.
-    int64_t incarnation = 1 + (int64_t) (zclock_time () ^ ((int64_t) getpid () << 16))
-                              % ((INT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1);
-    if (incarnation < 1)
-        incarnation = -incarnation + 1;
+    //  An incarnation from the start time and pid, so that ids from an
+    //  earlier broker process are not taken for ours.
+    uint64_t seed = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 20);
+    int64_t incarnation = 1 + (int64_t) (s_id_hash (&seed)
+                              % ((UINT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1));
     self->id_base = incarnation << S_SEQUENCE_BITS;
     self->next_sequence = 1;
     return self;
