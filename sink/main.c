@@ -34,7 +34,7 @@ main (int argc, char *argv [])
         { "tags", 't', PZ_OPT_STRING, &config.tags, 0, 0, "TAGS",
           "tags to print, letters from N (numbers), P (primes), C (composites)" },
         { "format", 'f', PZ_OPT_STRING, &format, 0, 0, "FMT",
-          "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}) or csv" },
+          "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}), csv, or none (count only)" },
         { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
           "exit after N records (0: never)" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
@@ -52,7 +52,7 @@ main (int argc, char *argv [])
         return pz_cli_error ("playzmq-sink", "--tags: '%s' is not a set of tags "
                              "from N, P, C", config.tags);
     if (!pz_sink_format_parse (format, &config.format))
-        return pz_cli_error ("playzmq-sink", "--format: '%s' is not text, json or csv",
+        return pz_cli_error ("playzmq-sink", "--format: '%s' is not text, json, csv or none",
                              format);
     pz_log_set_verbose (verbose);
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;

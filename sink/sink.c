@@ -49,8 +49,8 @@ bool
 pz_sink_format_parse (const char *name, pz_sink_format_t *format)
 {
     assert (name && format);
-    const char *names [] = { "text", "json", "csv" };
-    for (int index = 0; index < 3; index++)
+    const char *names [] = { "text", "json", "csv", "none" };
+    for (int index = 0; index < 4; index++)
         if (streq (name, names [index])) {
             *format = (pz_sink_format_t) index;
             return true;
@@ -121,6 +121,8 @@ s_print (pz_sink_t *self, char tag, int64_t value)
             break;
         case PZ_SINK_CSV:
             fprintf (self->out, "%c,%" PRId64 "\n", tag, value);
+            break;
+        case PZ_SINK_NONE:
             break;
     }
 }

@@ -23,7 +23,8 @@ typedef struct _pz_sink_t pz_sink_t;
 typedef enum {
     PZ_SINK_TEXT,               //  "P 97"
     PZ_SINK_JSON,               //  {"tag":"P","value":97}
-    PZ_SINK_CSV                 //  "tag,value" then "P,97"
+    PZ_SINK_CSV,                //  "tag,value" then "P,97"
+    PZ_SINK_NONE                //  nothing: only count (benchmarks)
 } pz_sink_format_t;
 
 typedef struct {
@@ -47,7 +48,8 @@ void
 bool
     pz_sink_tags_valid (const char *tags);
 
-//  Parses "text", "json" or "csv" into *format. Returns false otherwise.
+//  Parses "text", "json", "csv" or "none" into *format. Returns false
+//  otherwise.
 bool
     pz_sink_format_parse (const char *name, pz_sink_format_t *format);
 

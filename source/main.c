@@ -79,9 +79,11 @@ main (int argc, char *argv [])
         pz_source_stats_t stats;
         pz_source_stats (source, &stats);
         fprintf (stderr, "playzmq-source: sent %" PRIu64 ", acked %" PRIu64 " in %.3f s "
-                 "(%.0f numbers/s); %" PRIu64 " rejected, %" PRIu64 " resent requests, "
-                 "%" PRIu64 " bad lines\n", stats.sent, stats.acked, stats.seconds,
+                 "(%.0f numbers/s); ack p50 %.3f ms p99 %.3f ms; %" PRIu64 " rejected, "
+                 "%" PRIu64 " resent requests, %" PRIu64 " bad lines\n", stats.sent,
+                 stats.acked, stats.seconds,
                  stats.seconds > 0 ? (double) stats.acked / stats.seconds : 0.0,
+                 stats.ack_p50_ms, stats.ack_p99_ms,
                  stats.rejected, stats.resends, stats.bad_lines);
         pz_source_destroy (&source);
     }

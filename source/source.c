@@ -26,7 +26,12 @@ typedef struct {
     size_t count;               //  N records in request
     int64_t deadline_ms;        //  resend if no ack by then
     int64_t attempts;           //  sends of this request so far
+    int64_t sent_us;            //  first send, zclock_usecs, for the ack time
 } s_slot_t;
+
+//  Ack times are kept in a fixed reservoir: percentiles of a uniform
+//  sample, in bounded memory however long the run.
+#define S_RESERVOIR     65536
 
 struct _pz_source_t {
     pz_source_config_t config;  //  configuration (strings owned below)
@@ -42,6 +47,8 @@ struct _pz_source_t {
     int64_t next_request;       //  low half of the next request id
     int64_t started_ms;         //  first send
     int64_t finished_ms;        //  last ack
+    float *ack_times_ms;        //  reservoir of S_RESERVOIR ack times
+    uint64_t ack_samples;       //  ack times offered to the reservoir
     pz_source_stats_t stats;    //  counters
 };
 
@@ -193,7 +200,8 @@ pz_source_new (const pz_source_config_t *config)
     self->config = *config;
     self->endpoint = strdup (config->connect);
     self->slots = (s_slot_t *) calloc ((size_t) config->pipeline, sizeof (s_slot_t));
-    assert (self->slots);
+    self->ack_times_ms = (float *) calloc (S_RESERVOIR, sizeof (float));
+    assert (self->slots && self->ack_times_ms);
 
     //  A seed of 0 asks for a different run each time.
     uint64_t entropy = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32)
@@ -241,18 +249,48 @@ pz_source_destroy (pz_source_t **self_p)
         fclose (self->acked);
     if (self->input && self->input != stdin)
         fclose (self->input);
+    free (self->ack_times_ms);
     free (self->slots);
     zstr_free (&self->endpoint);
     free (self);
     *self_p = NULL;
 }
 
-//  Copies the source's counters into stats.
+static int
+s_compare_floats (const void *left, const void *right)
+{
+    float a = *(const float *) left;
+    float b = *(const float *) right;
+    return (a > b) - (a < b);
+}
+
+//  Remembers one ack time: reservoir sampling (Vitter's algorithm R).
+static void
+s_sample_ack_time (pz_source_t *self, float ack_ms)
+{
+    uint64_t seen = self->ack_samples++;
+    if (seen < S_RESERVOIR)
+        self->ack_times_ms [seen] = ack_ms;
+    else {
+        uint64_t slot = s_splitmix64 (&self->random_state) % (seen + 1);
+        if (slot < S_RESERVOIR)
+            self->ack_times_ms [slot] = ack_ms;
+    }
+}
+
+//  Copies the source's counters into stats, with ack time percentiles.
 void
 pz_source_stats (pz_source_t *self, pz_source_stats_t *stats)
 {
     assert (self && stats);
     *stats = self->stats;
+    size_t samples = self->ack_samples < S_RESERVOIR ? (size_t) self->ack_samples
+                                                     : S_RESERVOIR;
+    if (samples > 0) {
+        qsort (self->ack_times_ms, samples, sizeof (float), s_compare_floats);
+        stats->ack_p50_ms = self->ack_times_ms [samples / 2];
+        stats->ack_p99_ms = self->ack_times_ms [samples * 99 / 100];
+    }
     int64_t until = self->finished_ms ? self->finished_ms : zclock_mono ();
     stats->seconds = self->started_ms ? (double) (until - self->started_ms) / 1000.0 : 0;
 }
@@ -270,8 +308,10 @@ s_send_slot (pz_source_t *self, s_slot_t *slot, int64_t now_ms)
         if (s_open_req (self, slot) != 0)
             return -1;
     }
-    else
+    else {
         self->stats.sent += slot->count;
+        slot->sent_us = zclock_usecs ();
+    }
     slot->attempts++;
     slot->busy = true;
     slot->deadline_ms = now_ms + self->config.timeout_ms;
@@ -293,6 +333,7 @@ s_handle_reply (pz_source_t *self, s_slot_t *slot, int64_t now_ms)
     if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ACK
     &&  pz_record_value (reply) == (int64_t) slot->count) {
         self->stats.acked += slot->count;
+        s_sample_ack_time (self, (float) (zclock_usecs () - slot->sent_us) / 1000.0f);
         for (size_t index = 1; self->acked && index <= slot->count; index++)
             fprintf (self->acked, "%" PRId64 "\n",
                      pz_record_value (slot->request + index * PZ_RECORD_SIZE));

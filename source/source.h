@@ -43,6 +43,8 @@ typedef struct {
     uint64_t resends;           //  requests sent again after a timeout
     uint64_t bad_lines;         //  input lines that were not a 64-bit integer
     double seconds;             //  from first send to last ack
+    double ack_p50_ms;          //  median request-to-ack time
+    double ack_p99_ms;          //  99th percentile request-to-ack time
 } pz_source_stats_t;
 
 //  Fills config with the defaults: 100 random numbers in [1, 1000000], one
