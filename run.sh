@@ -28,7 +28,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    tools/deps.sh tools/packages-build.txt tools/packages-test.txt
+    tools/deps.sh tools/packages-build.txt tools/packages-test.txt tools/packages-deploy-test.txt
     tools/build.sh
     meson test -C build --print-errorlogs "$@"
     ;;

@@ -55,7 +55,11 @@ pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
     if (opts->rcvhwm > 0)
         zsock_set_rcvhwm (sock, opts->rcvhwm);
 
-    int rc = bind ? zsock_bind (sock, "%s", endpoint)
+    //  zmq_bind rather than zsock_bind: for a ':*' port czmq scans upward
+    //  from 49152, so processes started one after another reuse each other's
+    //  ports and a peer still reconnecting to an old one finds a stranger;
+    //  libzmq lets the kernel pick a random free port instead.
+    int rc = bind ? zmq_bind (zsock_resolve (sock), endpoint)
                   : zsock_connect (sock, "%s", endpoint);
     if (rc == -1) {
         zsys_error ("%s: cannot %s '%s': %s", role, bind ? "bind" : "connect",

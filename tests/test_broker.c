@@ -14,14 +14,30 @@
 #include "record.h"
 
 //  A broker and the sockets a test talks to it with.
-typedef struct {
+typedef struct _s_rig_t s_rig_t;
+struct _s_rig_t {
     zactor_t *broker;           //  the broker under test
     zsock_t *source;            //  REQ to the source endpoint
     zsock_t *pull;              //  PULL from the dispatch endpoint (a worker)
     zsock_t *report;            //  REQ to the results endpoint (a worker)
     zsock_t *sub;               //  SUB to the publish endpoint, all tags (a sink)
     char *endpoints [4];        //  source, publish, dispatch, results
-} s_rig_t;
+};
+
+static pz_broker_stats_t
+s_stats (s_rig_t *self)
+{
+    pz_broker_stats_t stats;
+    memset (&stats, 0, sizeof stats);
+    zstr_send (self->broker, "STATS");
+    byte *data = NULL;
+    size_t size = 0;
+    zsock_recv (self->broker, "b", &data, &size);
+    cr_assert_eq (size, sizeof stats);
+    memcpy (&stats, data, sizeof stats);
+    free (data);
+    return stats;
+}
 
 //  Returns a socket of type connected to endpoint, with a 2 s receive
 //  timeout so a missing message fails the test instead of hanging it.
@@ -59,9 +75,10 @@ s_rig_new (int64_t lease_ms, int64_t max_inflight, bool with_worker)
     self->report = s_connect (ZMQ_REQ, self->endpoints [3]);
     if (with_worker)
         self->pull = s_connect (ZMQ_PULL, self->endpoints [2]);
-    //  Let the SUB's subscription reach the broker before anything is
-    //  published (a late subscriber misses earlier messages).
-    zclock_sleep (200);
+    //  Wait until the SUB's subscription has reached the broker: anything
+    //  published before that is not delivered to it.
+    while (s_stats (self).subscriptions < 1)
+        zclock_sleep (10);
     return self;
 }
 
@@ -78,21 +95,6 @@ s_rig_destroy (s_rig_t **self_p)
         zstr_free (&self->endpoints [index]);
     free (self);
     *self_p = NULL;
-}
-
-static pz_broker_stats_t
-s_stats (s_rig_t *self)
-{
-    pz_broker_stats_t stats;
-    memset (&stats, 0, sizeof stats);
-    zstr_send (self->broker, "STATS");
-    byte *data = NULL;
-    size_t size = 0;
-    zsock_recv (self->broker, "b", &data, &size);
-    cr_assert_eq (size, sizeof stats);
-    memcpy (&stats, data, sizeof stats);
-    free (data);
-    return stats;
 }
 
 //  Sends records (tags[i], values[i]) as one message on a REQ socket and
@@ -272,8 +274,9 @@ Test (broker, a_full_window_stops_reading_sources_until_results_come, .timeout =
     pz_record_encode (frame, 'N', more [0]);
     zmq_send (zsock_resolve (rig->source), frame, sizeof frame, 0);
     zsock_set_rcvtimeo (rig->source, 500);
-    cr_assert_eq (zmq_recv (zsock_resolve (rig->source), frame, sizeof frame, 0), -1,
-                  "a request was answered past the window");
+    int answered = zmq_recv (zsock_resolve (rig->source), frame, sizeof frame, 0);
+    cr_assert_eq (answered, -1, "a request was answered past the window: %c %ld",
+                  pz_record_tag (frame), (long) pz_record_value (frame));
     cr_assert_eq (s_stats (rig).accepted, 3);
 
     //  A worker arrives and reports: the window opens, the request is taken.
