@@ -117,22 +117,34 @@ s_id_table_new (zhashx_destructor_fn *destructor)
 
 
 //  --------------------------------------------------------------------------
-//  Creates a dispatch of count N records copied from records, id first.
-//  Caller owns return value.
+//  Creates a dispatch from an accepted source message, taking its content
+//  (message is left empty). Caller owns return value.
+//
+//  One copy at most per message: a request that begins with an I record
+//  already has the dispatch's shape, so its buffer becomes the dispatch and
+//  only the id is rewritten; a request without one is copied behind a new
+//  I record. (Publishing then copies in the first case and shares the
+//  buffer in the second.)
 
 static s_dispatch_t *
-s_dispatch_new (int64_t id, const uint8_t *records, size_t count)
+s_dispatch_new (int64_t id, zmq_msg_t *message, bool has_id)
 {
     s_dispatch_t *self = (s_dispatch_t *) zmalloc (sizeof (s_dispatch_t));
     assert (self);
     self->id = id;
-    self->count = count;
-    int rc = zmq_msg_init_size (&self->wire, PZ_RECORD_SIZE * (count + 1));
-    assert (rc == 0);
-    uint8_t *data = (uint8_t *) zmq_msg_data (&self->wire);
-    pz_record_encode (data, PZ_TAG_ID, id);
-    //  The one copy on the way in: the dispatch needs its id in front.
-    memcpy (data + PZ_RECORD_SIZE, records, PZ_RECORD_SIZE * count);
+    size_t size = zmq_msg_size (message);
+    self->count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
+    if (has_id) {
+        zmq_msg_init (&self->wire);
+        zmq_msg_move (&self->wire, message);
+    }
+    else {
+        int rc = zmq_msg_init_size (&self->wire, size + PZ_RECORD_SIZE);
+        assert (rc == 0);
+        memcpy ((uint8_t *) zmq_msg_data (&self->wire) + PZ_RECORD_SIZE,
+                zmq_msg_data (message), size);
+    }
+    pz_record_encode ((uint8_t *) zmq_msg_data (&self->wire), PZ_TAG_ID, id);
     return self;
 }
 
@@ -324,11 +336,9 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
         return;
     }
     //  An optional leading I record names the request, for safe retries.
-    int64_t request_id = 0;
-    if (pz_record_tag (data) == PZ_TAG_ID) {
-        request_id = pz_record_value (data);
-        data += PZ_RECORD_SIZE;
-        size -= PZ_RECORD_SIZE;
+    bool has_id = pz_record_tag (data) == PZ_TAG_ID;
+    int64_t request_id = has_id ? pz_record_value (data) : 0;
+    if (has_id) {
         s_recent_t *seen = (s_recent_t *) zhashx_lookup (self->recent_index, &request_id);
         if (seen) {
             self->stats.retries++;
@@ -336,18 +346,27 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
             return;
         }
     }
-    size_t count = size / PZ_RECORD_SIZE;
+    //  Publish the N records first, while the message is still ours: the
+    //  dispatch takes its buffer next.
+    size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
+    if (has_id)
+        s_publish (self, data + PZ_RECORD_SIZE, count * PZ_RECORD_SIZE);
+    else {
+        zmq_msg_t shared;
+        zmq_msg_init (&shared);
+        zmq_msg_copy (&shared, message);    //  by reference, not by value
+        if (zmq_msg_send (&shared, zsock_resolve (self->publish), ZMQ_DONTWAIT) == -1)
+            zmq_msg_close (&shared);
+    }
     s_dispatch_t *dispatch =
-        s_dispatch_new (self->id_base + self->next_sequence++, data, count);
+        s_dispatch_new (self->id_base + self->next_sequence++, message, has_id);
     zhashx_insert (self->outstanding, &dispatch->id, dispatch);
     dispatch->handle = zlistx_add_end (self->pending, dispatch);
     self->stats.inflight += count;
     self->stats.accepted += count;
     self->stats.requests++;
-    if (request_id != 0)
+    if (has_id)
         s_recent_store (self, request_id, (int64_t) count);
-
-    s_publish (self, data, size);
     s_reply (self, self->source, PZ_TAG_ACK, (int64_t) count);
 }
 
