@@ -346,9 +346,12 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
             return;
         }
     }
-    //  Publish the N records first, while the message is still ours: the
-    //  dispatch takes its buffer next.
+    //  Accepted: the ack goes first, since the source is waiting for it
+    //  and nothing below can fail.
     size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
+    s_reply (self, self->source, PZ_TAG_ACK, (int64_t) count);
+
+    //  Publish the N records before the dispatch takes the buffer.
     if (has_id)
         s_publish (self, data + PZ_RECORD_SIZE, count * PZ_RECORD_SIZE);
     else {
@@ -367,7 +370,6 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
     self->stats.requests++;
     if (has_id)
         s_recent_store (self, request_id, (int64_t) count);
-    s_reply (self, self->source, PZ_TAG_ACK, (int64_t) count);
 }
 
 
@@ -691,10 +693,12 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             zsys_error ("broker: poll failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
-        if (items [RESULTS].revents & ZMQ_POLLIN)
-            s_serve (self, self->results, s_handle_report, false);
+        //  Sources first: each waits for its ack, while a worker's next
+        //  dispatch is already in its queue.
         if (items [SOURCE].revents & ZMQ_POLLIN)
             s_serve (self, self->source, s_handle_source, true);
+        if (items [RESULTS].revents & ZMQ_POLLIN)
+            s_serve (self, self->results, s_handle_report, false);
         if (items [PUBLISH].revents & ZMQ_POLLIN)
             s_read_subscriptions (self);
         if (pipe && (items [PIPE].revents & ZMQ_POLLIN) && !s_handle_pipe (self, pipe))

@@ -4,7 +4,8 @@
     A worker holds one PULL socket (dispatches from the broker) and one REQ
     socket (reports to the broker). For each dispatch, I <id> + N records,
     it sends one report, I <id> + one P or C record per number in the same
-    order, and waits for the broker's A. A missing ack is handled the Lazy
+    order, and waits for the broker's A, testing the next dispatch while
+    that ack is on its way. A missing ack is handled the Lazy
     Pirate way: close the REQ socket, open a new one, send the same report
     again, up to `retries` times; then the worker gives up. A report the
     broker rejects with E is logged and dropped (the lease brings the work
