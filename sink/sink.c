@@ -18,6 +18,7 @@ struct _pz_sink_t {
     char *tags;                 //  owned copy of config.tags
     FILE *out;                  //  where records go; not ours
     zsock_t *sub;               //  the subscription
+    bool wanted [3];            //  N, P, C: print records of this tag?
     uint64_t printed;           //  records printed so far
     pz_sink_stats_t stats;      //  counters
 };
@@ -79,6 +80,7 @@ pz_sink_new (const pz_sink_config_t *config, FILE *out)
     for (const char *tag = self->tags; *tag; tag++) {
         char prefix [2] = { *tag, '\0' };
         zsock_set_subscribe (self->sub, prefix);
+        self->wanted [strchr (s_tag_order, *tag) - s_tag_order] = true;
     }
     if (config->format == PZ_SINK_CSV)
         fprintf (out, "tag,value\n");
@@ -140,10 +142,11 @@ s_print_message (pz_sink_t *self, const uint8_t *data, size_t size)
     }
     for (size_t offset = 0; offset < size; offset += PZ_RECORD_SIZE) {
         char tag = pz_record_tag (data + offset);
-        if (!strchr (self->tags, tag))
+        int slot = tag == 'N' ? 0 : tag == 'P' ? 1 : 2;     //  checked above
+        if (!self->wanted [slot])
             continue;
         s_print (self, tag, pz_record_value (data + offset));
-        self->stats.by_tag [strchr (s_tag_order, tag) - s_tag_order]++;
+        self->stats.by_tag [slot]++;
         if (self->config.count > 0 && ++self->printed >= (uint64_t) self->config.count)
             return false;
     }

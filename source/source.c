@@ -80,23 +80,26 @@ s_splitmix64 (uint64_t *state)
     return bits ^ (bits >> 31);
 }
 
-//  Returns a number uniform in [min, max], without modulo bias.
+//  Returns a number uniform in [min, max], without modulo bias: Lemire's
+//  multiply-and-shift, which needs a division only in the rare case where
+//  a draw falls in the biased sliver and may have to be redrawn.
 static int64_t
 s_random_between (uint64_t *state, int64_t min, int64_t max)
 {
+    __extension__ typedef unsigned __int128 u128;
     uint64_t span = (uint64_t) max - (uint64_t) min;   //  modular: no overflow
     uint64_t offset;
     if (span == UINT64_MAX)
         offset = s_splitmix64 (state);
     else {
         uint64_t range = span + 1;
-        //  Reject the top partial copy of [0, range) so every value is
-        //  equally likely.
-        uint64_t limit = UINT64_MAX - UINT64_MAX % range;
-        do
-            offset = s_splitmix64 (state);
-        while (offset >= limit);
-        offset %= range;
+        u128 product = (u128) s_splitmix64 (state) * range;
+        if ((uint64_t) product < range) {
+            uint64_t threshold = (0 - range) % range;   //  2^64 mod range
+            while ((uint64_t) product < threshold)
+                product = (u128) s_splitmix64 (state) * range;
+        }
+        offset = (uint64_t) (product >> 64);
     }
     //  Back to signed by modular arithmetic (GCC and Clang define this).
     return (int64_t) ((uint64_t) min + offset);
