@@ -176,7 +176,8 @@ pz_broker_config_init (pz_broker_config_t *config)
         .lease_ms = 5000,
         .drain_ms = 1000,
         .stats_s = 10,
-        .recent_requests = 65536
+        .recent_requests = 65536,
+        .publish_hwm = 1000
     };
     pz_sockopts_init (&config->sockopts);
 }
@@ -205,12 +206,18 @@ pz_broker_new (const pz_broker_config_t *config)
     //  clean exit; the REP sockets need none (an unsent ack is retried).
     pz_sockopts_t opts = config->sockopts;
     self->source = pz_sock_open (ZMQ_REP, "source REP", self->binds [0], true, &opts);
-    opts.linger_ms = 500;
+    //  Sinks' and workers' receive queues fill, so no ZMTP heartbeats on
+    //  those connections (sock.h): TCP keepalive finds dead ones there.
+    pz_sockopts_t queued_opts = opts;
+    queued_opts.heartbeat_ivl_ms = 0;
+    queued_opts.linger_ms = 500;
+    queued_opts.sndhwm = (int) config->publish_hwm;
     self->publish = self->source ?
-        pz_sock_open (ZMQ_XPUB, "publish PUB", self->binds [1], true, &opts) : NULL;
-    opts.linger_ms = 0;
+        pz_sock_open (ZMQ_XPUB, "publish PUB", self->binds [1], true, &queued_opts) : NULL;
+    queued_opts.linger_ms = 0;
+    queued_opts.sndhwm = 0;
     self->dispatch = self->publish ?
-        pz_sock_open (ZMQ_PUSH, "dispatch PUSH", self->binds [2], true, &opts) : NULL;
+        pz_sock_open (ZMQ_PUSH, "dispatch PUSH", self->binds [2], true, &queued_opts) : NULL;
     self->results = self->dispatch ?
         pz_sock_open (ZMQ_REP, "results REP", self->binds [3], true, &opts) : NULL;
     if (!self->results) {

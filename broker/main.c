@@ -38,8 +38,10 @@ main (int argc, char *argv [])
           "log counters every S seconds (0: only at exit)" },
         { "recent-requests", 0, PZ_OPT_INT, &config.recent_requests, 1, 10000000, "N",
           "source request ids remembered to answer retries" },
+        { "publish-hwm", 0, PZ_OPT_INT, &config.publish_hwm, 1, 10000000, "N",
+          "messages queued per sink; a sink further behind loses messages" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
-          "ZMTP heartbeat interval (0: off)" },
+          "ZMTP heartbeat interval on the REP endpoints (0: off)" },
         { "heartbeat-timeout-ms", 0, PZ_OPT_INT, &heartbeat_timeout_ms, 100, 3600000, "MS",
           "drop a peer silent for this long" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
@@ -53,6 +55,7 @@ main (int argc, char *argv [])
         return parsed == PZ_CLI_DONE ? 0 : 2;
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) heartbeat_timeout_ms;
+    config.sockopts.heartbeat_ttl_ms = (int) heartbeat_timeout_ms;
     pz_log_set_verbose (verbose);
 
     pz_broker_t *broker = pz_broker_new (&config);

@@ -22,6 +22,7 @@ pz_sockopts_init (pz_sockopts_t *opts)
         .linger_ms = 0,
         .heartbeat_ivl_ms = 1000,
         .heartbeat_timeout_ms = 3000,
+        .heartbeat_ttl_ms = 3000,
         .handshake_ms = 5000,
         .sndhwm = 0,
         .rcvhwm = 0
@@ -47,9 +48,14 @@ pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
     if (opts->heartbeat_ivl_ms > 0) {
         zsock_set_heartbeat_ivl (sock, opts->heartbeat_ivl_ms);
         zsock_set_heartbeat_timeout (sock, opts->heartbeat_timeout_ms);
-        //  TTL tells the peer how long to wait for us; same bound both ways.
-        zsock_set_heartbeat_ttl (sock, opts->heartbeat_timeout_ms);
+        //  TTL (sent in our PINGs) tells the peer how long to wait for us.
+        zsock_set_heartbeat_ttl (sock, opts->heartbeat_ttl_ms);
     }
+    //  Kernel keepalive: no engine timers (see sock.h), works on any socket.
+    zsock_set_tcp_keepalive (sock, 1);
+    zsock_set_tcp_keepalive_idle (sock, 10);
+    zsock_set_tcp_keepalive_intvl (sock, 2);
+    zsock_set_tcp_keepalive_cnt (sock, 3);
     if (opts->sndhwm > 0)
         zsock_set_sndhwm (sock, opts->sndhwm);
     if (opts->rcvhwm > 0)

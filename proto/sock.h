@@ -25,13 +25,25 @@ typedef struct {
     int linger_ms;              //  how long close waits to send what is queued
     int heartbeat_ivl_ms;       //  ZMTP PING every this often; 0 disables heartbeats
     int heartbeat_timeout_ms;   //  a peer silent this long is disconnected
+    int heartbeat_ttl_ms;       //  asks the peer to drop us if we are silent this long
     int handshake_ms;           //  a ZMTP handshake must finish within this
     int sndhwm;                 //  messages queued per peer for sending; 0 = libzmq's
     int rcvhwm;                 //  messages queued per peer on receipt; 0 = libzmq's
 } pz_sockopts_t;
 
 //  Fills opts with the defaults: linger 0, heartbeats every 1000 ms with a
-//  3000 ms timeout, 5000 ms handshake, libzmq's high-water marks.
+//  3000 ms timeout and TTL, 5000 ms handshake, libzmq's high-water marks.
+//
+//  Every socket also gets TCP keepalive (idle 10 s, then 3 probes 2 s
+//  apart), which finds a vanished peer without any ZMTP traffic.
+//
+//  Connections where a receive queue can fill (dispatch PUSH -> PULL,
+//  publish PUB -> SUB) must carry no ZMTP heartbeats at all, on either end:
+//  with libzmq 4.3.4, a PING still buffered when the peer drops the
+//  connection is answered after input resumes and the process aborts in
+//  stream_engine_base.cpp (zeromq/libzmq issues 3937, 4364, 4767). Those
+//  sockets set heartbeat_ivl_ms to 0 and rely on keepalive; a REQ/REP pair
+//  never queues more than one message, so heartbeats stay on there.
 void
     pz_sockopts_init (pz_sockopts_t *opts);
 

@@ -23,7 +23,6 @@ main (int argc, char *argv [])
     config.connect = NULL;      //  filled from --broker when not given
     const char *broker = "localhost";
     const char *format = "text";
-    int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int verbose = 0;
 
     const pz_opt_t options [] = {
@@ -37,8 +36,8 @@ main (int argc, char *argv [])
           "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}), csv, or none (count only)" },
         { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
           "exit after N records (0: never)" },
-        { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
-          "ZMTP heartbeat interval (0: off)" },
+        { "hwm", 0, PZ_OPT_INT, &config.hwm, 1, 10000000, "N",
+          "messages queued here before the broker drops some for this sink" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -55,8 +54,6 @@ main (int argc, char *argv [])
         return pz_cli_error ("playzmq-sink", "--format: '%s' is not text, json, csv or none",
                              format);
     pz_log_set_verbose (verbose);
-    config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
-    config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
     char *endpoint = config.connect ? strdup (config.connect)
                                     : pz_endpoint_for_host (broker, PZ_PORT_PUBLISH);
     config.connect = endpoint;

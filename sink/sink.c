@@ -33,7 +33,8 @@ pz_sink_config_init (pz_sink_config_t *config)
     *config = (pz_sink_config_t) {
         .connect = "tcp://localhost:5556",
         .tags = "P",
-        .format = PZ_SINK_TEXT
+        .format = PZ_SINK_TEXT,
+        .hwm = 1000
     };
     pz_sockopts_init (&config->sockopts);
 }
@@ -71,8 +72,10 @@ pz_sink_new (const pz_sink_config_t *config, FILE *out)
     self->endpoint = strdup (config->connect);
     self->tags = strdup (config->tags);
     self->out = out;
-    self->sub = pz_sock_open (ZMQ_SUB, "publish SUB", self->endpoint, false,
-                              &config->sockopts);
+    pz_sockopts_t opts = config->sockopts;
+    opts.heartbeat_ivl_ms = 0;          //  its queue fills: see sock.h
+    opts.rcvhwm = (int) config->hwm;
+    self->sub = pz_sock_open (ZMQ_SUB, "publish SUB", self->endpoint, false, &opts);
     if (!self->sub) {
         pz_sink_destroy (&self);
         return NULL;

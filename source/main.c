@@ -68,6 +68,7 @@ main (int argc, char *argv [])
     pz_log_set_verbose (verbose);
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
+    config.sockopts.heartbeat_ttl_ms = (int) (3 * heartbeat_ms);
     char *endpoint = config.connect ? strdup (config.connect)
                                     : pz_endpoint_for_host (broker, PZ_PORT_SOURCE);
     config.connect = endpoint;

@@ -311,3 +311,29 @@ def rawreq(endpoint, *frames):
 def record_hex(tag, value):
     """One record as a hex string: tag byte, then big-endian int64."""
     return (tag.encode() + (value & (2**64 - 1)).to_bytes(8, "big")).hex()
+
+
+def private_endpoints(host="127.0.0.1"):
+    """Four endpoints (a dict for Cluster.start_broker) on random free ports
+    below the kernel's ephemeral range. Tests on this machine run
+    concurrently, and once a broker exits, its sources, workers and sinks
+    reconnect to whatever listens on its ports next. A port below the
+    ephemeral range is never handed out for a ':*' bind nor used as a
+    client's local port, so it stays ours, also while a broker restarts."""
+    import random
+    import socket
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+        low = int(handle.read().split()[0])
+    ports = []
+    while len(ports) < 4:
+        port = random.randrange(10000, max(10001, low - 1))
+        if port in ports:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+        ports.append(port)
+    return {which: "tcp://%s:%d" % (host, port) for which, port in
+            zip(("source", "publish", "dispatch", "results"), ports)}

@@ -52,7 +52,7 @@ def test_three_workers_on_three_hosts_and_a_cut_link():
                            name=host, prefix=net.exec_prefix(host))
                    for host in ("worker1", "worker2", "worker3")]
         verdicts = c.path("verdicts.txt")
-        sink = c.start("sink", "--broker", "broker", "--tags", "PC", *HEARTBEAT,
+        sink = c.start("sink", "--broker", "broker", "--tags", "PC",
                        stdout=verdicts, prefix=net.exec_prefix("client"))
         broker.wait_for_log(r"sink subscribed", count=2)
         for worker in workers:

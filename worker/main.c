@@ -45,7 +45,7 @@ main (int argc, char *argv [])
         { "prefetch", 0, PZ_OPT_INT, &config.prefetch, 1, 1000000, "N",
           "dispatches queued per thread, at most" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
-          "ZMTP heartbeat interval (0: off)" },
+          "ZMTP heartbeat interval on the results connection (0: off)" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -58,6 +58,7 @@ main (int argc, char *argv [])
     pz_log_set_verbose (verbose);
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
+    config.sockopts.heartbeat_ttl_ms = (int) (3 * heartbeat_ms);
     char *dispatch = config.dispatch ? strdup (config.dispatch)
                                      : pz_endpoint_for_host (broker, PZ_PORT_DISPATCH);
     char *results = config.results ? strdup (config.results)

@@ -80,6 +80,7 @@ pz_worker_new (const pz_worker_config_t *config)
     //  take until its lease runs out.
     pz_sockopts_t pull_opts = config->sockopts;
     pull_opts.rcvhwm = (int) config->prefetch;
+    pull_opts.heartbeat_ivl_ms = 0;     //  its queue fills: see sock.h
     self->pull = pz_sock_open (ZMQ_PULL, "dispatch PULL", self->dispatch_endpoint,
                                false, &pull_opts);
     if (!self->pull || s_open_req (self) != 0)
