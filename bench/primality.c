@@ -18,6 +18,7 @@
 */
 
 #include "prime.h"
+#include "reference.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,66 +47,6 @@ static int64_t s_values [S_LARGE_SET];
 static uint8_t s_ours [S_LARGE_SET];
 static uint8_t s_batch [S_LARGE_SET];
 static uint8_t s_flint [S_LARGE_SET];
-
-//  Returns the next value of the splitmix64 generator: fixed seed, same
-//  sets on every run and machine.
-static uint64_t
-s_next (uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C (0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-//  Returns a^e mod n with plain 128-bit remainders. Reference arithmetic,
-//  deliberately independent of the worker's Montgomery code.
-static uint64_t
-s_ref_powmod (uint64_t a, uint64_t e, uint64_t n)
-{
-    uint64_t r = 1 % n;
-    a %= n;
-    while (e) {
-        if (e & 1)
-            r = (uint64_t) ((s_u128) r * a % n);
-        a = (uint64_t) ((s_u128) a * a % n);
-        e >>= 1;
-    }
-    return r;
-}
-
-//  Returns true if n is prime: Miller-Rabin with the first 12 primes as
-//  bases, deterministic below 3.3 * 10^24, so for every uint64_t.
-static bool
-s_ref_is_prime (uint64_t n)
-{
-    static const uint64_t bases [] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37 };
-    if (n < 2)
-        return false;
-    for (size_t i = 0; i < 12; i++)
-        if (n % bases [i] == 0)
-            return n == bases [i];
-    uint64_t d = n - 1;
-    int s = 0;
-    while ((d & 1) == 0) {
-        d >>= 1;
-        s++;
-    }
-    for (size_t i = 0; i < 12; i++) {
-        uint64_t x = s_ref_powmod (bases [i], d, n);
-        if (x == 1 || x == n - 1)
-            continue;
-        int r = 1;
-        for (; r < s; r++) {
-            x = (uint64_t) ((s_u128) x * x % n);
-            if (x == n - 1)
-                break;
-        }
-        if (r == s)
-            return false;
-    }
-    return true;
-}
 
 //  Returns the monotonic clock in nanoseconds.
 static double
@@ -234,7 +175,7 @@ main (void)
     for (size_t i = 0; i < S_LARGE_SET; i++) {
         uint64_t v;
         do
-            v = s_next (&state) >> 1;
+            v = ref_splitmix64 (&state) >> 1;
         while (v < 2);
         s_values [i] = (int64_t) v;
     }
@@ -243,7 +184,7 @@ main (void)
     for (size_t i = 0; i < S_LARGE_SET; i++) {
         uint64_t v;
         do
-            v = s_next (&state) >> 32;
+            v = ref_splitmix64 (&state) >> 32;
         while (v < 2);
         s_values [i] = (int64_t) v;
     }
@@ -251,7 +192,7 @@ main (void)
 
     size_t count = 0;
     for (uint64_t n = (UINT64_C (1) << 62) - 10000000 + 1; count < S_PRIME_SET; n += 2)
-        if (s_ref_is_prime (n))
+        if (ref_is_prime (n))
             s_values [count++] = (int64_t) n;
     mismatches += s_bench_set ("primes62", S_PRIME_SET, true);
 

@@ -217,17 +217,22 @@ def read_records(path):
     return records
 
 
-def wait_for_lines(path, count, timeout, procs=()):
+def count_lines(path):
+    """Lines in a file so far (0 if it does not exist yet)."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_lines(path, count, timeout):
     """Waits until a file has at least count lines. Returns the line count."""
     deadline = time.monotonic() + timeout
-    lines = 0
-    while time.monotonic() < deadline:
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                lines = sum(1 for _ in handle)
-            if lines >= count:
-                break
+    lines = count_lines(path)
+    while lines < count and time.monotonic() < deadline:
         time.sleep(0.05)
+        lines = count_lines(path)
     return lines
 
 

@@ -57,8 +57,8 @@ import threading
 import time
 
 import harness
-from harness import (Cluster, check, private_endpoints, rawreq, read_numbers, read_records,
-                     record_hex)
+from harness import (Cluster, check, count_lines, private_endpoints, rawreq, read_numbers,
+                     read_records, record_hex)
 
 WIDE = ("--min", 2, "--max", 4000000000000000000)
 
@@ -83,6 +83,16 @@ def final_stats(broker):
     finals = [line for line in stats_lines(broker) if line["final"]]
     assert finals, "%s logged no final stats line:\n%s" % (broker.name, broker.log())
     return finals[-1]
+
+
+def stop_cleanly(workers, broker):
+    """Stops the workers, then the broker; each must still be running and
+    exit 0. Returns the broker's final stats."""
+    for worker in workers:
+        assert worker.alive(), worker.log()
+        assert worker.stop() == 0, worker.log()
+    assert broker.stop() == 0, broker.log()
+    return final_stats(broker)
 
 
 def start_reference_sink(c, broker, ep, name="sink-ref"):
@@ -133,14 +143,6 @@ def collect(sink, out, expected, timeout=30, settle=0.5):
     return read_records(out)
 
 
-def count_lines(path):
-    try:
-        with open(path, "rb") as handle:
-            return sum(1 for _ in handle)
-    except FileNotFoundError:
-        return 0
-
-
 def assert_clean(verdict):
     assert verdict.lost == verdict.duplicated == verdict.unexpected == verdict.wrong == 0, verdict
     assert verdict.acked > 0 and verdict.results == verdict.acked, verdict
@@ -181,11 +183,7 @@ def test_worker_kill9_every_2s():
         acked = acked_numbers(paths)
         assert len(acked) == 2 * per_source
         records = collect(sink, out, len(acked))
-        for worker in workers:
-            assert worker.alive(), worker.log()
-            assert worker.stop() == 0, worker.log()
-        assert broker.stop() == 0, broker.log()
-        final = final_stats(broker)
+        final = stop_cleanly(workers, broker)
         verdict = check(acked, records)
         harness.report("worker_kill9", verdict, kills=kills,
                        redispatched=final["redispatched"], duplicates=final["duplicates"],
@@ -240,11 +238,7 @@ def test_worker_sigstop_10s():
             time.sleep(0.2)
         time.sleep(1.5)
         records = collect(sink, out, len(acked), timeout=5)
-        for worker in workers:
-            assert worker.alive(), worker.log()
-            assert worker.stop() == 0, worker.log()
-        assert broker.stop() == 0, broker.log()
-        final = final_stats(broker)
+        final = stop_cleanly(workers, broker)
         verdict = check(acked, records)
         harness.report("worker_sigstop", verdict, redispatched=final["redispatched"],
                        duplicates=final["duplicates"], victim_reports=victim_reports(victim),

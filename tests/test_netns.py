@@ -16,21 +16,12 @@ import time
 
 import harness
 import netns
-from harness import Cluster, check, read_numbers, read_records
+from harness import Cluster, check, count_lines, read_numbers, read_records
 
 TOTAL = 3000            # numbers the source sends...
 RATE = 300              # ...at this rate: a 10 s run
 CUT_AT, CUT_FOR = 3.0, 3.0
 HEARTBEAT = ["--heartbeat-ms", 250]
-
-
-def lines_in(path):
-    """Lines in a file so far (0 if it does not exist yet)."""
-    try:
-        with open(path, "rb") as handle:
-            return sum(1 for _ in handle)
-    except FileNotFoundError:
-        return 0
 
 
 def tested(worker):
@@ -65,11 +56,11 @@ def test_three_workers_on_three_hosts_and_a_cut_link():
                          "--rate", RATE, "--acked", acked_path, *HEARTBEAT,
                          prefix=net.exec_prefix("client"))
         time.sleep(CUT_AT)
-        before = lines_in(verdicts)
+        before = count_lines(verdicts)
         net.cut("worker2")
         time.sleep(CUT_FOR)
         net.mend("worker2")
-        during = lines_in(verdicts)
+        during = count_lines(verdicts)
         assert during > before, "no verdicts at all while worker2 was cut off"
 
         assert source.wait(60) == 0, source.log()

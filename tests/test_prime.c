@@ -19,6 +19,7 @@
 #include <criterion/criterion.h>
 
 #include "prime.h"
+#include "reference.h"
 
 #include <inttypes.h>
 #include <stdbool.h>
@@ -51,72 +52,10 @@ s_sieve (void)
                 s_composite [m] = 1;
 }
 
-//  Returns the next value of a splitmix64 generator: seeded, so every run
-//  tests the same values.
-static uint64_t
-s_next (uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C (0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C (0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C (0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-//  Returns a^e mod n by square and multiply with 128-bit remainders.
-static uint64_t
-s_powmod (uint64_t a, uint64_t e, uint64_t n)
-{
-    uint64_t r = 1 % n;
-    a %= n;
-    while (e) {
-        if (e & 1)
-            r = (uint64_t) ((s_u128) r * a % n);
-        a = (uint64_t) ((s_u128) a * a % n);
-        e >>= 1;
-    }
-    return r;
-}
-
-//  Returns true if the odd n > 2 is a strong probable prime to base a.
-static bool
-s_ref_strong (uint64_t n, uint64_t a)
-{
-    uint64_t d = n - 1;
-    int s = 0;
-    while ((d & 1) == 0) {
-        d >>= 1;
-        s++;
-    }
-    uint64_t x = s_powmod (a, d, n);
-    if (x == 1 || x == n - 1 || x == 0)
-        return true;        //  x == 0: n divides a, which proves nothing
-    for (int r = 1; r < s; r++) {
-        x = (uint64_t) ((s_u128) x * x % n);
-        if (x == n - 1)
-            return true;
-    }
-    return false;
-}
-
+//  The reference's bases: the first 12 primes.
 static const uint64_t s_bases [12] = {
     2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37
 };
-
-//  Returns true if n is prime: deterministic Miller-Rabin with the first
-//  12 primes as bases, exact below 3.3 * 10^24.
-static bool
-s_ref_is_prime (uint64_t n)
-{
-    if (n < 2)
-        return false;
-    for (size_t i = 0; i < 12; i++)
-        if (n % s_bases [i] == 0)
-            return n == s_bases [i];
-    for (size_t i = 0; i < 12; i++)
-        if (!s_ref_strong (n, s_bases [i]))
-            return false;
-    return true;
-}
 
 //  Returns true if n is prime, by trial division: slow, and independent
 //  even of the Miller-Rabin reference.
@@ -201,7 +140,7 @@ s_check_against_reference (size_t count)
     size_t wrong = 0;
     for (size_t i = 0; i < count; i++) {
         int64_t n = s_values [i];
-        bool expected = n >= 2 && s_ref_is_prime ((uint64_t) n);
+        bool expected = n >= 2 && ref_is_prime ((uint64_t) n);
         bool single = pz_prime_is_prime (n);
         if (single != expected || s_verdicts [i] != expected) {
             if (wrong++ < 5)
@@ -281,7 +220,7 @@ Test (prime, strong_pseudoprimes_to_first_prime_bases, .timeout = 10)
     for (size_t i = 0; i < sizeof psi / sizeof psi [0]; i++) {
         //  Confirm the claim, so the entry really tests what it says
         for (int b = 0; b < psi [i].bases; b++)
-            cr_assert (s_ref_strong (psi [i].value.n, s_bases [b]),
+            cr_assert (ref_is_strong_probable_prime (psi [i].value.n, s_bases [b]),
                        "%" PRIu64 " should be a strong pseudoprime to %" PRIu64,
                        psi [i].value.n, s_bases [b]);
         s_expect_factored (&psi [i].value, 1);
@@ -315,7 +254,7 @@ Test (prime, base2_strong_pseudoprimes, .timeout = 10)
     };
     size_t size = sizeof list / sizeof list [0];
     for (size_t i = 0; i < size; i++)
-        cr_assert (s_ref_strong (list [i].n, 2), "%" PRIu64 " should be a "
+        cr_assert (ref_is_strong_probable_prime (list [i].n, 2), "%" PRIu64 " should be a "
                    "strong pseudoprime to base 2", list [i].n);
     s_expect_factored (list, size);
 }
@@ -341,12 +280,12 @@ Test (prime, generated_base2_pseudoprimes_reach_lucas, .timeout = 30)
             uint64_t q = 2 * p - 1;
             if ((q & 7) != 1 && (q & 7) != 7)
                 continue;
-            if (!s_ref_is_prime (p) || !s_ref_is_prime (q))
+            if (!ref_is_prime (p) || !ref_is_prime (q))
                 continue;
             uint64_t factor [2] = { p, q };
             uint64_t n = s_product (factor, 2);
             cr_assert_neq (n, 0, "p (2p - 1) overflows int64_t");
-            if (!s_ref_strong (n, 2))
+            if (!ref_is_strong_probable_prime (n, 2))
                 continue;
             s_expect ((int64_t) n, false);
             s_expect ((int64_t) p, true);
@@ -442,8 +381,8 @@ Test (prime, carmichael_numbers, .timeout = 30)
     size_t found = 0;
     for (uint64_t k = 1000; found < 6; k++) {
         uint64_t factor [3] = { 6 * k + 1, 12 * k + 1, 18 * k + 1 };
-        if (s_ref_is_prime (factor [0]) && s_ref_is_prime (factor [1])
-        &&  s_ref_is_prime (factor [2])) {
+        if (ref_is_prime (factor [0]) && ref_is_prime (factor [1])
+        &&  ref_is_prime (factor [2])) {
             s_expect ((int64_t) s_product (factor, 3), false);
             found++;
         }
@@ -451,8 +390,8 @@ Test (prime, carmichael_numbers, .timeout = 30)
     for (uint64_t k = 200000; found < 12; k--) {
         uint64_t factor [3] = { 6 * k + 1, 12 * k + 1, 18 * k + 1 };
         n = s_product (factor, 3);
-        if (n && s_ref_is_prime (factor [0]) && s_ref_is_prime (factor [1])
-        &&  s_ref_is_prime (factor [2])) {
+        if (n && ref_is_prime (factor [0]) && ref_is_prime (factor [1])
+        &&  ref_is_prime (factor [2])) {
             s_expect ((int64_t) n, false);
             found++;
         }
@@ -508,7 +447,7 @@ Test (prime, neighbours_of_powers_of_two, .timeout = 30)
         { UINT64_C (9223372036854775783), true },   //  Largest below 2^63
     };
     for (size_t i = 0; i < sizeof known / sizeof known [0]; i++) {
-        cr_assert_eq (s_ref_is_prime (known [i].n), known [i].prime);
+        cr_assert_eq (ref_is_prime (known [i].n), known [i].prime);
         s_expect ((int64_t) known [i].n, known [i].prime);
     }
     //  INT64_MAX = 2^63 - 1 = 7^2 73 127 337 92737 649657
@@ -531,7 +470,7 @@ Test (prime, neighbours_of_powers_of_two, .timeout = 30)
     size_t primes = 0;
     for (size_t i = 0; i < count; i++)
         if ((uint64_t) s_values [i] > UINT64_C (9223372036854775783))
-            primes += s_ref_is_prime ((uint64_t) s_values [i]);
+            primes += ref_is_prime ((uint64_t) s_values [i]);
     cr_assert_eq (primes, 0);
     cr_assert_eq (s_check_against_reference (count), 0);
 }
@@ -543,13 +482,13 @@ Test (prime, random_values_agree_with_reference, .timeout = 60)
     //  all negated
     uint64_t state = 20240601;
     for (size_t i = 0; i < S_RANDOM_COUNT; i++) {
-        uint64_t r = s_next (&state);
+        uint64_t r = ref_splitmix64 (&state);
         uint64_t v;
         switch (i % 4) {
             case 0: v = r >> 1; break;
             case 1: v = (r >> 2) | (UINT64_C (1) << 62); break;
             case 2: v = r >> 32; break;
-            default: v = r >> (1 + s_next (&state) % 63); break;
+            default: v = r >> (1 + ref_splitmix64 (&state) % 63); break;
         }
         s_values [i] = (r & 63) == 0? -(int64_t) v: (int64_t) v;
     }
@@ -568,17 +507,17 @@ Test (prime, products_of_two_32bit_primes, .timeout = 30)
         uint64_t span = UINT64_C (3037000499) - (UINT64_C (1) << 30);
         uint64_t p, q;
         do
-            p = ((UINT64_C (1) << 30) + s_next (&state) % span) | 1;
-        while (!s_ref_is_prime (p));
+            p = ((UINT64_C (1) << 30) + ref_splitmix64 (&state) % span) | 1;
+        while (!ref_is_prime (p));
         if (i % 2) {
             q = p + 2;
-            while (!s_ref_is_prime (q))
+            while (!ref_is_prime (q))
                 q += 2;
         }
         else
             do
-                q = ((UINT64_C (1) << 30) + s_next (&state) % span) | 1;
-            while (!s_ref_is_prime (q));
+                q = ((UINT64_C (1) << 30) + ref_splitmix64 (&state) % span) | 1;
+            while (!ref_is_prime (q));
         uint64_t factor [2] = { p, q };
         uint64_t n = s_product (factor, 2);
         if (n == 0)
@@ -605,12 +544,12 @@ Test (prime, check_handles_batch_shapes, .timeout = 30)
     uint64_t state = 7;
     const size_t size = 6000;
     for (size_t i = 0; i < size; i++) {
-        uint64_t r = s_next (&state);
-        int bits = 2 + (int) (s_next (&state) % 62);
+        uint64_t r = ref_splitmix64 (&state);
+        int bits = 2 + (int) (ref_splitmix64 (&state) % 62);
         uint64_t v = r >> (64 - bits);
         //  Most of them primes, which reach every stage
         if (i % 3)
-            while (v > 2 && !s_ref_is_prime (v))
+            while (v > 2 && !ref_is_prime (v))
                 v--;
         s_values [i] = i % 97 == 0? -(int64_t) v: (int64_t) v;
     }
@@ -624,7 +563,7 @@ Test (prime, check_handles_batch_shapes, .timeout = 30)
         pz_prime_check (s_values + start, s_verdicts, count);
         for (size_t i = 0; i < count; i++) {
             int64_t n = s_values [start + i];
-            bool expected = n >= 2 && s_ref_is_prime ((uint64_t) n);
+            bool expected = n >= 2 && ref_is_prime ((uint64_t) n);
             cr_assert_eq (s_verdicts [i], expected, "count %zu, value %" PRId64,
                           count, n);
         }
