@@ -21,7 +21,7 @@
 typedef struct {
     zsock_t *req;               //  this slot's REQ socket; replaced on timeout
     bool busy;                  //  a request is outstanding
-    uint8_t request [PZ_RECORD_SIZE * (PZ_RECORDS_MAX + 1)];  //  I + N records
+    uint8_t request [PZ_MESSAGE_MAX];   //  I + N records
     size_t size;                //  bytes of request in use
     size_t count;               //  N records in request
     int64_t deadline_ms;        //  resend if no ack by then

@@ -159,6 +159,26 @@ def test_sink_formats_and_count():
         assert csv[0] == "tag,value" and csv[1:] == ["N,2", "N,4", "N,97", "P,2", "P,97"]
 
 
+def test_largest_batch_goes_through_with_its_id():
+    # 4096 numbers and the request id: 4097 records, one over the plain
+    # limit, since the leading I record is not counted. The dispatch and
+    # the report carry 4096 records behind an id too.
+    with Cluster("batch4096") as c:
+        broker, ep = c.start_broker()
+        c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"])
+        out = c.path("verdicts.txt")
+        sink = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+                       "--count", 8192, stdout=out)
+        broker.wait_for_log(r"sink subscribed", count=2)
+        acked = c.path("acked.txt")
+        result = run("source", "--connect", ep["source"], "--count", 8192,
+                     "--batch", 4096, "--acked", acked, timeout=30)
+        assert result.returncode == 0 and "acked 8192" in result.stderr, result.stderr
+        assert sink.wait(20) == 0, sink.log()
+        verdict = harness.check(read_numbers(acked), harness.read_records(out))
+        assert verdict.lost == verdict.wrong == verdict.duplicated == 0, verdict
+
+
 def test_sink_into_a_closed_pipe_ends_quietly():
     with Cluster("pipe") as c:
         broker, ep = c.start_broker()

@@ -83,23 +83,31 @@ Test (record, accepts_valid_frames, .timeout = 5)
     cr_assert_eq (pz_record_check (frame, s_frame (frame, "N", values), "N"), PZ_OK);
     cr_assert_eq (pz_record_check (frame, s_frame (frame, "INN", values), "NI"), PZ_OK);
     cr_assert_eq (pz_record_check (frame, s_frame (frame, "IPCP", values), "IPC"), PZ_OK);
-    //  Exactly the maximum number of records.
-    for (int index = 0; index < PZ_RECORDS_MAX; index++)
+    //  Exactly the maximum number of records, and as many behind an id.
+    for (int index = 0; index <= PZ_RECORDS_MAX; index++)
         pz_record_encode (frame + index * PZ_RECORD_SIZE, 'N', index);
-    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX, "N"), PZ_OK);
+    cr_assert_eq (pz_record_check (frame, PZ_RECORDS_MAX * PZ_RECORD_SIZE, "N"), PZ_OK);
+    pz_record_encode (frame, 'I', 77);
+    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX, "NI"), PZ_OK);
+    cr_assert_eq (PZ_MESSAGE_MAX, 36873);
 }
 
 Test (record, every_malformed_case_has_its_code, .timeout = 5)
 {
     static uint8_t frame [PZ_MESSAGE_MAX + PZ_RECORD_SIZE];
     int64_t values [3] = { 7, 11, 13 };
+    //  One record too many: 4097 plain ones, or an id and 4097.
+    for (int index = 0; index <= PZ_RECORDS_MAX + 1; index++)
+        pz_record_encode (frame + index * PZ_RECORD_SIZE, 'N', index);
+    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX, "N"), PZ_ERR_TOO_MANY);
+    pz_record_encode (frame, 'I', 77);
+    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX + PZ_RECORD_SIZE, "NI"),
+                  PZ_ERR_TOO_MANY);
     size_t size = s_frame (frame, "NN", values);
     cr_assert_eq (pz_record_check (frame, 0, "N"), PZ_ERR_LENGTH);
     cr_assert_eq (pz_record_check (frame, 8, "N"), PZ_ERR_LENGTH);
     cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);
     cr_assert_eq (pz_record_check (frame, size - 1, "N"), PZ_ERR_LENGTH);
-    cr_assert_eq (pz_record_check (frame, PZ_MESSAGE_MAX + PZ_RECORD_SIZE, "N"),
-                  PZ_ERR_TOO_MANY);
     //  Length errors come before anything else: a bad tag in a bad length.
     frame [0] = 'X';
     cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);

@@ -20,7 +20,7 @@
 
 //  A report: I <dispatch-id> + one verdict per number.
 typedef struct {
-    uint8_t data [PZ_RECORD_SIZE * (PZ_RECORDS_MAX + 1)];   //  the records
+    uint8_t data [PZ_MESSAGE_MAX];      //  the records
     size_t size;                //  bytes in use; 0 = empty
     size_t count;               //  verdicts in it
 } s_report_t;
