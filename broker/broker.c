@@ -73,8 +73,6 @@ struct _pz_broker_t {
     uint64_t results_at_stats;  //  stats.results when stats were last logged
     int64_t last_stats_ms;      //  when stats were last logged
     pz_broker_stats_t stats;    //  the counters
-    uint8_t *primes;            //  PZ_MESSAGE_MAX bytes to build a P message
-    uint8_t *composites;        //  PZ_MESSAGE_MAX bytes to build a C message
 };
 
 static const char *s_names [4] = { "source", "publish", "dispatch", "results" };
@@ -172,7 +170,8 @@ pz_broker_config_init (pz_broker_config_t *config)
         .publish_bind = "tcp://*:5556",
         .dispatch_bind = "tcp://*:5557",
         .results_bind = "tcp://*:5558",
-        .max_inflight = 65536,
+        .max_inflight = 1048576,
+        .max_dispatches = 65536,
         .lease_ms = 5000,
         .drain_ms = 1000,
         .stats_s = 10,
@@ -190,7 +189,8 @@ pz_broker_t *
 pz_broker_new (const pz_broker_config_t *config)
 {
     assert (config);
-    assert (config->max_inflight > 0 && config->lease_ms > 0);
+    assert (config->max_inflight > 0 && config->max_dispatches > 0);
+    assert (config->lease_ms > 0);
     assert (config->recent_requests > 0);
     pz_broker_t *self = (pz_broker_t *) zmalloc (sizeof (pz_broker_t));
     assert (self);
@@ -237,10 +237,7 @@ pz_broker_new (const pz_broker_config_t *config)
     self->recent = (s_recent_t *) calloc ((size_t) config->recent_requests,
                                           sizeof (s_recent_t));
     self->recent_index = s_id_table_new (NULL);
-    self->primes = (uint8_t *) malloc (PZ_MESSAGE_MAX);
-    self->composites = (uint8_t *) malloc (PZ_MESSAGE_MAX);
     assert (self->pending && self->leased && self->recent);
-    assert (self->primes && self->composites);
 
     //  An incarnation from the start time and pid, so that ids from an
     //  earlier broker process are not taken for ours.
@@ -263,8 +260,6 @@ pz_broker_destroy (pz_broker_t **self_p)
     pz_broker_t *self = *self_p;
     if (!self)
         return;
-    free (self->composites);
-    free (self->primes);
     zhashx_destroy (&self->recent_index);
     free (self->recent);
     zlistx_destroy (&self->leased);
@@ -444,22 +439,26 @@ s_handle_report (pz_broker_t *self, zmq_msg_t *message)
         s_reply (self, self->results, PZ_TAG_ACK, (int64_t) count);
         return;
     }
-    //  Split verdicts into one P and one C message, order kept in each.
-    size_t primes_size = 0;
-    size_t composites_size = 0;
+    //  Split verdicts into one P and one C message, order kept in each,
+    //  written straight into the messages' own buffers: count, then fill.
+    size_t primes = 0;
+    for (size_t index = 1; index <= count; index++)
+        primes += pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_PRIME;
+    zmq_msg_t verdicts [2];
+    zmq_msg_init_size (&verdicts [0], primes * PZ_RECORD_SIZE);
+    zmq_msg_init_size (&verdicts [1], (count - primes) * PZ_RECORD_SIZE);
+    uint8_t *cursor [2] = { (uint8_t *) zmq_msg_data (&verdicts [0]),
+                            (uint8_t *) zmq_msg_data (&verdicts [1]) };
     for (size_t index = 1; index <= count; index++) {
         const uint8_t *record = data + index * PZ_RECORD_SIZE;
-        if (pz_record_tag (record) == PZ_TAG_PRIME) {
-            memcpy (self->primes + primes_size, record, PZ_RECORD_SIZE);
-            primes_size += PZ_RECORD_SIZE;
-        }
-        else {
-            memcpy (self->composites + composites_size, record, PZ_RECORD_SIZE);
-            composites_size += PZ_RECORD_SIZE;
-        }
+        int which = pz_record_tag (record) == PZ_TAG_PRIME ? 0 : 1;
+        memcpy (cursor [which], record, PZ_RECORD_SIZE);
+        cursor [which] += PZ_RECORD_SIZE;
     }
-    s_publish (self, self->primes, primes_size);
-    s_publish (self, self->composites, composites_size);
+    for (int which = 0; which < 2; which++)
+        if (zmq_msg_size (&verdicts [which]) == 0
+        ||  zmq_msg_send (&verdicts [which], zsock_resolve (self->publish), ZMQ_DONTWAIT) == -1)
+            zmq_msg_close (&verdicts [which]);
 
     zlistx_delete (dispatch->leased ? self->leased : self->pending, dispatch->handle);
     self->stats.inflight -= dispatch->count;
@@ -591,6 +590,18 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
 
 
 //  --------------------------------------------------------------------------
+//  Returns true if the broker may read another source message: not
+//  draining, and room in the window for numbers and for messages. The
+//  second bound keeps memory small when every message holds one number.
+
+static bool
+s_window_open (pz_broker_t *self)
+{
+    return !self->draining
+        && self->stats.inflight < (uint64_t) self->config.max_inflight
+        && zhashx_size (self->outstanding) < (size_t) self->config.max_dispatches;
+}
+
 //  Reads up to S_BURST messages from a REP socket and hands each to handler.
 
 static void
@@ -598,8 +609,7 @@ s_serve (pz_broker_t *self, zsock_t *rep,
          void (*handler) (pz_broker_t *, zmq_msg_t *), bool window_applies)
 {
     for (int burst = 0; burst < S_BURST; burst++) {
-        if (window_applies
-        && (self->draining || self->stats.inflight >= (uint64_t) self->config.max_inflight))
+        if (window_applies && !s_window_open (self))
             return;
         zmq_msg_t message;
         zmq_msg_init (&message);
@@ -679,9 +689,7 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 
         //  Poll sources only while the window has room, and PUSH only for
         //  writability while work waits: that is the whole flow control.
-        bool window_open = !self->draining
-                        && self->stats.inflight < (uint64_t) self->config.max_inflight;
-        items [SOURCE].events = window_open ? ZMQ_POLLIN : 0;
+        items [SOURCE].events = s_window_open (self) ? ZMQ_POLLIN : 0;
         items [DISPATCH].events = zlistx_size (self->pending) ? ZMQ_POLLOUT : 0;
 
         int64_t wake_ms = self->next_stats_ms;

@@ -6,9 +6,10 @@
     PUSH to workers and a REP for their reports. Each accepted source message
     becomes one dispatch with an id; a dispatch is leased to whichever worker
     PUSH picks and pushed again when its lease runs out, until the first
-    valid report for it arrives. At most max_inflight numbers are accepted and
-    unreported at once; past that the broker stops reading sources (they wait
-    for their ack) but keeps serving reports. The loop never blocks on a send.
+    valid report for it arrives. At most max_inflight numbers, in at most
+    max_dispatches messages, are accepted and unreported at once; past that
+    the broker stops reading sources (they wait for their ack) but keeps
+    serving reports. The loop never blocks on a send.
     =========================================================================
 */
 #ifndef PZ_BROKER_H_INCLUDED
@@ -28,6 +29,7 @@ typedef struct {
     const char *dispatch_bind;  //  PUSH endpoint for workers
     const char *results_bind;   //  REP endpoint for worker reports
     int64_t max_inflight;       //  numbers accepted and unreported, at most
+    int64_t max_dispatches;     //  source messages accepted and unreported, at most
     int64_t lease_ms;           //  a pushed dispatch is pushed again after this
     int64_t drain_ms;           //  on SIGINT/SIGTERM, wait this long for results
     int64_t stats_s;            //  log stats every this many seconds; 0 = at exit only

@@ -30,6 +30,8 @@ main (int argc, char *argv [])
           "REP endpoint where workers report verdicts" },
         { "max-inflight", 0, PZ_OPT_INT, &config.max_inflight, 1, 100000000, "N",
           "numbers accepted and not yet reported, at most" },
+        { "max-dispatches", 0, PZ_OPT_INT, &config.max_dispatches, 1, 100000000, "N",
+          "source messages accepted and not yet reported, at most" },
         { "lease-ms", 0, PZ_OPT_INT, &config.lease_ms, 1, 86400000, "MS",
           "push a dispatch again if no report came within this" },
         { "drain-ms", 0, PZ_OPT_INT, &config.drain_ms, 0, 86400000, "MS",

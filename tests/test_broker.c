@@ -54,7 +54,8 @@ s_connect (int type, const char *endpoint)
 }
 
 static s_rig_t *
-s_rig_new (int64_t lease_ms, int64_t max_inflight, bool with_worker)
+s_rig_new (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
+           bool with_worker)
 {
     s_rig_t *self = (s_rig_t *) zmalloc (sizeof (s_rig_t));
     pz_broker_config_t config;
@@ -63,6 +64,7 @@ s_rig_new (int64_t lease_ms, int64_t max_inflight, bool with_worker)
     config.dispatch_bind = config.results_bind = "tcp://127.0.0.1:*";
     config.lease_ms = lease_ms;
     config.max_inflight = max_inflight;
+    config.max_dispatches = max_dispatches;
     config.stats_s = 0;
     self->broker = zactor_new (pz_broker_actor, &config);
     zstr_send (self->broker, "ENDPOINTS");
@@ -151,7 +153,7 @@ s_pull_dispatch (s_rig_t *self, const int64_t *values, size_t count)
 
 Test (broker, accepted_numbers_are_published_dispatched_and_verdicts_split, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 1000, true);
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, true);
     int64_t numbers [] = { 7, 8, 11, 12 };
     s_expect (rig->source, "NNNN", numbers, 'A', 4);
 
@@ -183,7 +185,7 @@ Test (broker, accepted_numbers_are_published_dispatched_and_verdicts_split, .tim
 
 Test (broker, only_the_first_report_is_published, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 1000, true);
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, true);
     int64_t numbers [] = { 13 };
     s_expect (rig->source, "N", numbers, 'A', 1);
     uint8_t frame [PZ_MESSAGE_MAX];
@@ -203,7 +205,7 @@ Test (broker, only_the_first_report_is_published, .timeout = 20)
 
 Test (broker, bad_reports_get_errors_and_change_nothing, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 1000, true);
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, true);
     int64_t numbers [] = { 17, 18 };
     s_expect (rig->source, "NN", numbers, 'A', 2);
     int64_t id = s_pull_dispatch (rig, numbers, 2);
@@ -243,7 +245,7 @@ Test (broker, bad_reports_get_errors_and_change_nothing, .timeout = 20)
 
 Test (broker, an_expired_lease_pushes_the_same_dispatch_again, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (300, 1000, true);
+    s_rig_t *rig = s_rig_new (300, 1000, 1000, true);
     int64_t numbers [] = { 19, 21 };
     s_expect (rig->source, "NN", numbers, 'A', 2);
     int64_t start_ms = zclock_mono ();
@@ -264,7 +266,7 @@ Test (broker, an_expired_lease_pushes_the_same_dispatch_again, .timeout = 20)
 
 Test (broker, a_full_window_stops_reading_sources_until_results_come, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 3, false);
+    s_rig_t *rig = s_rig_new (5000, 3, 1000, false);
     int64_t numbers [] = { 2, 3, 5 };
     s_expect (rig->source, "NNN", numbers, 'A', 3);
     //  The window is full and no worker is connected: the next request
@@ -292,9 +294,26 @@ Test (broker, a_full_window_stops_reading_sources_until_results_come, .timeout =
     s_rig_destroy (&rig);
 }
 
+Test (broker, a_full_message_window_stops_reading_sources_too, .timeout = 20)
+{
+    //  Room for many numbers, but for two messages only.
+    s_rig_t *rig = s_rig_new (5000, 1000, 2, false);
+    int64_t one [] = { 2 };
+    s_expect (rig->source, "N", one, 'A', 1);
+    s_expect (rig->source, "N", one, 'A', 1);
+    uint8_t frame [PZ_RECORD_SIZE];
+    pz_record_encode (frame, 'N', 3);
+    zmq_send (zsock_resolve (rig->source), frame, sizeof frame, 0);
+    zsock_set_rcvtimeo (rig->source, 500);
+    cr_assert_eq (zmq_recv (zsock_resolve (rig->source), frame, sizeof frame, 0), -1,
+                  "a third message was taken past --max-dispatches 2");
+    cr_assert_eq (s_stats (rig).accepted, 2);
+    s_rig_destroy (&rig);
+}
+
 Test (broker, a_repeated_request_id_is_acknowledged_not_accepted_twice, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 1000, true);
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, true);
     int64_t request [] = { 4242, 23, 25 };
     s_expect (rig->source, "INN", request, 'A', 2);
     s_expect (rig->source, "INN", request, 'A', 2);
@@ -319,7 +338,7 @@ Test (broker, a_repeated_request_id_is_acknowledged_not_accepted_twice, .timeout
 
 Test (broker, malformed_source_messages_get_their_codes, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new (5000, 1000, false);
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, false);
     int64_t values [] = { 1, 2 };
     s_expect (rig->source, "P", values, 'E', PZ_ERR_TAG_REFUSED);
     s_expect (rig->source, "NI", values, 'E', PZ_ERR_ID_PLACEMENT);
