@@ -526,7 +526,7 @@ def test_malformed_reports_change_nothing():
             ("good report plus an empty frame", [report(*good), "-"], 5),
             ("a stray byte", [report(*good) + "00"], 1),
             ("empty", ["-"], 1),
-            ("4097 records", [report(good[0]) + record_hex("C", 4) * 4096], 2),
+            ("an id and 4097 records", [report(good[0]) + record_hex("C", 4) * 4097], 2),
         ]
         for what, frames, code in cases:
             got = rawreq(ep["results"], *frames)

@@ -42,6 +42,8 @@ main (int argc, char *argv [])
           "wait this long for the broker's ack of a report" },
         { "retries", 0, PZ_OPT_INT, &config.retries, 0, 1000000, "N",
           "resend an unacknowledged report this often, then give up" },
+        { "pipeline", 'p', PZ_OPT_INT, &config.pipeline, 1, 64, "K",
+          "reports waiting for their acks at once, per thread" },
         { "prefetch", 0, PZ_OPT_INT, &config.prefetch, 1, 1000000, "N",
           "dispatches queued per thread, at most" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",

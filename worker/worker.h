@@ -4,8 +4,9 @@
     A worker holds one PULL socket (dispatches from the broker) and one REQ
     socket (reports to the broker). For each dispatch, I <id> + N records,
     it sends one report, I <id> + one P or C record per number in the same
-    order, and waits for the broker's A, testing the next dispatch while
-    that ack is on its way. A missing ack is handled the Lazy
+    order, and waits for the broker's A; up to `pipeline` reports, each on
+    its own REQ socket, wait for their acks while the next dispatch is
+    tested. A missing ack is handled the Lazy
     Pirate way: close the REQ socket, open a new one, send the same report
     again, up to `retries` times; then the worker gives up. A report the
     broker rejects with E is logged and dropped (the lease brings the work
@@ -29,6 +30,7 @@ typedef struct {
     int64_t timeout_ms;         //  wait this long for an ack before retrying
     int64_t retries;            //  resends of one report before giving up
     int64_t prefetch;           //  dispatches queued in this worker, at most (RCVHWM)
+    int64_t pipeline;           //  reports waiting for their acks at once (REQ sockets)
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_worker_config_t;
 
@@ -41,7 +43,7 @@ typedef struct {
 } pz_worker_stats_t;
 
 //  Fills config with the defaults: tcp://localhost endpoints on the
-//  default ports, 2500 ms timeout, 3 retries.
+//  default ports, 2500 ms timeout, 3 retries, 4 reports in flight.
 void
     pz_worker_config_init (pz_worker_config_t *config);
 
