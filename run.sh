@@ -4,6 +4,7 @@
 #                   workers, a sink printing primes and a source; stops by
 #                   itself after --count numbers, or on Ctrl-C
 #   ./run.sh test   installs what is missing, builds, runs every test
+#   ./run.sh bench  the benchmarks; writes docs/PERFORMANCE.md (~9 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,8 +33,17 @@ case "${1:-}" in
     tools/build.sh
     meson test -C build --print-errorlogs "$@"
     ;;
+  bench)
+    # Not one of the two README commands: ~9 minutes, rewrites docs/PERFORMANCE.md.
+    shift
+    tools/deps.sh tools/packages-build.txt tools/packages-bench.txt
+    tools/build.sh
+    build/bench/playzmq-bench-primality
+    python3 bench/pipeline.py "$@"
+    ;;
   *)
-    echo "usage: ./run.sh demo [source options] | ./run.sh test [meson test options]" >&2
+    echo "usage: ./run.sh demo [source options] | ./run.sh test [meson test options]" \
+         "| ./run.sh bench [bench/pipeline.py options]" >&2
     exit 2
     ;;
 esac
