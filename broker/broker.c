@@ -115,34 +115,26 @@ s_id_table_new (zhashx_destructor_fn *destructor)
 
 
 //  --------------------------------------------------------------------------
-//  Creates a dispatch from an accepted source message, taking its content
-//  (message is left empty). Caller owns return value.
+//  Creates a dispatch of count N records copied from records, id first.
+//  Caller owns return value.
 //
-//  One copy at most per message: a request that begins with an I record
-//  already has the dispatch's shape, so its buffer becomes the dispatch and
-//  only the id is rewritten; a request without one is copied behind a new
-//  I record. (Publishing then copies in the first case and shares the
-//  buffer in the second.)
+//  A copy on purpose: a received message may sit inside a receive buffer
+//  that libzmq shares among several messages, and a dispatch can live for
+//  seconds; holding the message itself would pin that whole buffer for as
+//  long, and with a full window of small messages, tens of megabytes.
 
 static s_dispatch_t *
-s_dispatch_new (int64_t id, zmq_msg_t *message, bool has_id)
+s_dispatch_new (int64_t id, const uint8_t *records, size_t count)
 {
     s_dispatch_t *self = (s_dispatch_t *) zmalloc (sizeof (s_dispatch_t));
     assert (self);
     self->id = id;
-    size_t size = zmq_msg_size (message);
-    self->count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
-    if (has_id) {
-        zmq_msg_init (&self->wire);
-        zmq_msg_move (&self->wire, message);
-    }
-    else {
-        int rc = zmq_msg_init_size (&self->wire, size + PZ_RECORD_SIZE);
-        assert (rc == 0);
-        memcpy ((uint8_t *) zmq_msg_data (&self->wire) + PZ_RECORD_SIZE,
-                zmq_msg_data (message), size);
-    }
-    pz_record_encode ((uint8_t *) zmq_msg_data (&self->wire), PZ_TAG_ID, id);
+    self->count = count;
+    int rc = zmq_msg_init_size (&self->wire, PZ_RECORD_SIZE * (count + 1));
+    assert (rc == 0);
+    uint8_t *data = (uint8_t *) zmq_msg_data (&self->wire);
+    pz_record_encode (data, PZ_TAG_ID, id);
+    memcpy (data + PZ_RECORD_SIZE, records, PZ_RECORD_SIZE * count);
     return self;
 }
 
@@ -353,9 +345,12 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
     size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
     s_reply (self, self->source, PZ_TAG_ACK, (int64_t) count);
 
-    //  Publish the N records before the dispatch takes the buffer.
+    //  Publish the N records: a message without an id goes out as it came,
+    //  sharing its buffer (PUB passes it on at once); one with an id needs
+    //  the records without it, which takes a copy.
+    const uint8_t *records = data + (has_id ? PZ_RECORD_SIZE : 0);
     if (has_id)
-        s_publish (self, data + PZ_RECORD_SIZE, count * PZ_RECORD_SIZE);
+        s_publish (self, records, count * PZ_RECORD_SIZE);
     else {
         zmq_msg_t shared;
         zmq_msg_init (&shared);
@@ -364,7 +359,7 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
             zmq_msg_close (&shared);
     }
     s_dispatch_t *dispatch =
-        s_dispatch_new (self->id_base + self->next_sequence++, message, has_id);
+        s_dispatch_new (self->id_base + self->next_sequence++, records, count);
     zhashx_insert (self->outstanding, &dispatch->id, dispatch);
     dispatch->handle = zlistx_add_end (self->pending, dispatch);
     self->stats.inflight += count;
