@@ -249,7 +249,10 @@ class Bench:
             if sink:
                 sink_proc = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
                                           "--tags", "PC", "--format", "none",
-                                          "--count", total])
+                                          "--count", total,
+                                          # As the bare sink: a measuring sink
+                                          # starved of CPU queues, never drops.
+                                          "--hwm", 0])
                 procs.append(sink_proc)
                 broker.wait_for(r"sink subscribed to '[PC]'", 10, 2)
             for index in range(workers):

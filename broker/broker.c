@@ -163,7 +163,7 @@ pz_broker_config_init (pz_broker_config_t *config)
         .dispatch_bind = "tcp://*:5557",
         .results_bind = "tcp://*:5558",
         .max_inflight = 1048576,
-        .max_dispatches = 65536,
+        .max_dispatches = 16384,
         .lease_ms = 5000,
         .drain_ms = 1000,
         .stats_s = 10,
@@ -207,7 +207,7 @@ pz_broker_new (const pz_broker_config_t *config)
     self->publish = self->source ?
         pz_sock_open (ZMQ_XPUB, "publish PUB", self->binds [1], true, &queued_opts) : NULL;
     queued_opts.linger_ms = 0;
-    queued_opts.sndhwm = 0;
+    queued_opts.sndhwm = -1;            //  libzmq's default for the dispatch PUSH
     self->dispatch = self->publish ?
         pz_sock_open (ZMQ_PUSH, "dispatch PUSH", self->binds [2], true, &queued_opts) : NULL;
     self->results = self->dispatch ?

@@ -24,8 +24,8 @@ pz_sockopts_init (pz_sockopts_t *opts)
         .heartbeat_timeout_ms = 3000,
         .heartbeat_ttl_ms = 3000,
         .handshake_ms = 5000,
-        .sndhwm = 0,
-        .rcvhwm = 0
+        .sndhwm = -1,
+        .rcvhwm = -1
     };
 }
 
@@ -56,9 +56,9 @@ pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
     zsock_set_tcp_keepalive_idle (sock, 10);
     zsock_set_tcp_keepalive_intvl (sock, 2);
     zsock_set_tcp_keepalive_cnt (sock, 3);
-    if (opts->sndhwm > 0)
+    if (opts->sndhwm >= 0)
         zsock_set_sndhwm (sock, opts->sndhwm);
-    if (opts->rcvhwm > 0)
+    if (opts->rcvhwm >= 0)
         zsock_set_rcvhwm (sock, opts->rcvhwm);
 
     //  zmq_bind rather than zsock_bind: for a ':*' port czmq scans upward

@@ -27,8 +27,9 @@ typedef struct {
     int heartbeat_timeout_ms;   //  a peer silent this long is disconnected
     int heartbeat_ttl_ms;       //  asks the peer to drop us if we are silent this long
     int handshake_ms;           //  a ZMTP handshake must finish within this
-    int sndhwm;                 //  messages queued per peer for sending; 0 = libzmq's
-    int rcvhwm;                 //  messages queued per peer on receipt; 0 = libzmq's
+    int sndhwm;                 //  messages queued per peer for sending; 0 = no
+                                //  limit, -1 = libzmq's default (1000)
+    int rcvhwm;                 //  messages queued per peer on receipt; same values
 } pz_sockopts_t;
 
 //  Fills opts with the defaults: linger 0, heartbeats every 1000 ms with a

@@ -36,8 +36,9 @@ main (int argc, char *argv [])
           "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}), csv, or none (count only)" },
         { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
           "exit after N records (0: never)" },
-        { "hwm", 0, PZ_OPT_INT, &config.hwm, 1, 10000000, "N",
-          "messages queued here before the broker drops some for this sink" },
+        { "hwm", 0, PZ_OPT_INT, &config.hwm, 0, 10000000, "N",
+          "messages queued here before the broker drops some for this sink "
+          "(0: no limit; this sink's memory grows instead)" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END

@@ -32,7 +32,7 @@ typedef struct {
     const char *tags;           //  tag letters to subscribe to, from "NPC"
     pz_sink_format_t format;    //  how records are printed
     int64_t count;              //  stop after this many records; 0: never
-    int64_t hwm;                //  messages queued in the sink, at most
+    int64_t hwm;                //  messages queued in the sink, at most; 0: no limit
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_sink_config_t;
 
