@@ -34,7 +34,7 @@ typedef struct {
     int64_t drain_ms;           //  on SIGINT/SIGTERM, wait this long for results
     int64_t stats_s;            //  log stats every this many seconds; 0 = at exit only
     int64_t recent_requests;    //  source request ids remembered for retries
-    int64_t publish_hwm;        //  messages queued per sink before it loses some
+    int64_t publish_hwm;        //  messages queued per sink before it loses some; 0: no limit
     pz_sockopts_t sockopts;     //  heartbeats, handshake, linger
 } pz_broker_config_t;
 

@@ -40,8 +40,9 @@ main (int argc, char *argv [])
           "log counters every S seconds (0: only at exit)" },
         { "recent-requests", 0, PZ_OPT_INT, &config.recent_requests, 1, 10000000, "N",
           "source request ids remembered to answer retries" },
-        { "publish-hwm", 0, PZ_OPT_INT, &config.publish_hwm, 1, 10000000, "N",
-          "messages queued per sink; a sink further behind loses messages" },
+        { "publish-hwm", 0, PZ_OPT_INT, &config.publish_hwm, 0, 10000000, "N",
+          "messages queued per sink; a sink further behind loses messages "
+          "(0: no limit, memory grows with a slow sink)" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
           "ZMTP heartbeat interval on the REP endpoints (0: off)" },
         { "heartbeat-timeout-ms", 0, PZ_OPT_INT, &heartbeat_timeout_ms, 100, 3600000, "MS",
