@@ -40,6 +40,8 @@
     =========================================================================
 */
 #include "prime.h"
+#include "record.h"
+#include "reference.h"
 
 #include <czmq.h>
 #include <inttypes.h>
@@ -50,8 +52,6 @@
 #include <string.h>
 #include <time.h>
 
-#define S_RECORD            9
-#define S_RECORDS_MAX       4096
 #define S_SAMPLES_MAX       (1 << 20)
 
 //  Seconds on CLOCK_MONOTONIC, which every process on the machine shares.
@@ -87,33 +87,6 @@ s_int_arg (int argc, char *argv [], const char *name, int64_t fallback)
 {
     const char *text = s_arg (argc, argv, name, NULL);
     return text ? strtoll (text, NULL, 10) : fallback;
-}
-
-static void
-s_encode (uint8_t *dest, char tag, uint64_t value)
-{
-    dest [0] = (uint8_t) tag;
-    for (int index = 8; index >= 1; index--, value >>= 8)
-        dest [index] = (uint8_t) value;
-}
-
-static int64_t
-s_decode (const uint8_t *src)
-{
-    uint64_t value = 0;
-    for (int index = 1; index <= 8; index++)
-        value = (value << 8) | src [index];
-    return (int64_t) value;
-}
-
-//  The same generator as the real source (splitmix64).
-static uint64_t
-s_splitmix64 (uint64_t *state)
-{
-    uint64_t bits = (*state += 0x9e3779b97f4a7c15ULL);
-    bits = (bits ^ (bits >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    bits = (bits ^ (bits >> 27)) * 0x94d049bb133111ebULL;
-    return bits ^ (bits >> 31);
 }
 
 static int
@@ -169,7 +142,7 @@ s_rep (void)
 {
     zsock_t *rep = s_bind (ZMQ_REP, "rep");
     void *handle = zsock_resolve (rep);
-    uint8_t buffer [S_RECORD];
+    uint8_t buffer [PZ_RECORD_SIZE];
     uint64_t served = 0;
     while (!zsys_interrupted) {
         int size = zmq_recv (handle, buffer, sizeof buffer, 0);
@@ -192,16 +165,16 @@ s_req (int argc, char *argv [])
     size_t kept = count < S_SAMPLES_MAX ? (size_t) count : S_SAMPLES_MAX;
     double *samples = (double *) calloc (kept ? kept : 1, sizeof (double));
     assert (samples);
-    uint8_t request [S_RECORD], reply [S_RECORD];
+    uint8_t request [PZ_RECORD_SIZE], reply [PZ_RECORD_SIZE];
     //  One round trip first, so the connection is up before the clock runs.
-    s_encode (request, 'N', 0);
+    pz_record_encode (request, 'N', 0);
     zmq_send (handle, request, sizeof request, 0);
     zmq_recv (handle, reply, sizeof reply, 0);
     double started = s_now ();
     int64_t done = 0;
     for (; done < count && !zsys_interrupted; done++) {
         double sent = s_now ();
-        s_encode (request, 'N', (uint64_t) done);
+        pz_record_encode (request, 'N', done);
         if (zmq_send (handle, request, sizeof request, 0) == -1
         ||  zmq_recv (handle, reply, sizeof reply, 0) == -1)
             break;
@@ -260,7 +233,7 @@ s_broker (void)
                 zmq_msg_close (&message);
                 break;
             }
-            verdicts += zmq_msg_size (&message) / S_RECORD;
+            verdicts += zmq_msg_size (&message) / PZ_RECORD_SIZE;
             if (zmq_msg_send (&message, publish_h, ZMQ_DONTWAIT) == -1)
                 zmq_msg_close (&message);
         }
@@ -286,7 +259,7 @@ s_broker (void)
                     zmq_msg_close (&held);
                     break;
                 }
-                forwarded += zmq_msg_size (&held) / S_RECORD;
+                forwarded += zmq_msg_size (&held) / PZ_RECORD_SIZE;
                 zmq_msg_t copy;
                 zmq_msg_init (&copy);
                 zmq_msg_copy (&copy, &held);
@@ -315,10 +288,10 @@ s_worker (int argc, char *argv [])
     zsock_t *push = s_connect (ZMQ_PUSH, s_arg (argc, argv, "--results", NULL));
     void *pull_h = zsock_resolve (pull);
     void *push_h = zsock_resolve (push);
-    static int64_t values [S_RECORDS_MAX];
-    static uint8_t verdicts [S_RECORDS_MAX];
-    static uint8_t primes [S_RECORD * S_RECORDS_MAX];
-    static uint8_t composites [S_RECORD * S_RECORDS_MAX];
+    static int64_t values [PZ_RECORDS_MAX];
+    static uint8_t verdicts [PZ_RECORDS_MAX];
+    static uint8_t primes [PZ_RECORD_SIZE * PZ_RECORDS_MAX];
+    static uint8_t composites [PZ_RECORD_SIZE * PZ_RECORDS_MAX];
     zmq_msg_t message;
     zmq_msg_init (&message);
     uint64_t tested = 0;
@@ -326,11 +299,11 @@ s_worker (int argc, char *argv [])
         if (zmq_msg_recv (&message, pull_h, 0) == -1)
             continue;           //  EINTR: look at zsys_interrupted
         const uint8_t *data = (const uint8_t *) zmq_msg_data (&message);
-        size_t count = zmq_msg_size (&message) / S_RECORD;
-        if (count > S_RECORDS_MAX)
-            count = S_RECORDS_MAX;
+        size_t count = zmq_msg_size (&message) / PZ_RECORD_SIZE;
+        if (count > PZ_RECORDS_MAX)
+            count = PZ_RECORDS_MAX;
         for (size_t index = 0; index < count; index++)
-            values [index] = s_decode (data + index * S_RECORD);
+            values [index] = pz_record_value (data + index * PZ_RECORD_SIZE);
         if (test)
             pz_prime_check (values, verdicts, count);
         else
@@ -339,12 +312,12 @@ s_worker (int argc, char *argv [])
         size_t prime_size = 0, composite_size = 0;
         for (size_t index = 0; index < count; index++)
             if (verdicts [index]) {
-                s_encode (primes + prime_size, 'P', (uint64_t) values [index]);
-                prime_size += S_RECORD;
+                pz_record_encode (primes + prime_size, 'P', values [index]);
+                prime_size += PZ_RECORD_SIZE;
             }
             else {
-                s_encode (composites + composite_size, 'C', (uint64_t) values [index]);
-                composite_size += S_RECORD;
+                pz_record_encode (composites + composite_size, 'C', values [index]);
+                composite_size += PZ_RECORD_SIZE;
             }
         if (prime_size)
             zmq_send (push_h, primes, prime_size, 0);
@@ -365,15 +338,15 @@ s_source (int argc, char *argv [])
     int64_t count = s_int_arg (argc, argv, "--count", 100000);
     int64_t batch = s_int_arg (argc, argv, "--batch", 1024);
     uint64_t state = (uint64_t) s_int_arg (argc, argv, "--seed", 1);
-    if (batch < 1 || batch > S_RECORDS_MAX) {
-        fprintf (stderr, "bare source: --batch must be 1 to %d\n", S_RECORDS_MAX);
+    if (batch < 1 || batch > PZ_RECORDS_MAX) {
+        fprintf (stderr, "bare source: --batch must be 1 to %d\n", PZ_RECORDS_MAX);
         return 2;
     }
     zsock_t *push = s_connect (ZMQ_PUSH, s_arg (argc, argv, "--connect", NULL));
     //  Every message queued must reach the broker, however long that takes.
     zsock_set_linger (push, -1);
     void *handle = zsock_resolve (push);
-    static uint8_t message [S_RECORD * S_RECORDS_MAX];
+    static uint8_t message [PZ_RECORD_SIZE * PZ_RECORDS_MAX];
     double started = s_now ();
     int64_t sent = 0;
     while (sent < count && !zsys_interrupted) {
@@ -382,8 +355,9 @@ s_source (int argc, char *argv [])
             //  Uniform below 2^63: the very values the real source sends
             //  with --min 0 --max 2^63-1 and the same seed (its unbiased
             //  range reduction, (draw * 2^63) >> 64, is draw >> 1 there).
-            s_encode (message + index * S_RECORD, 'N', s_splitmix64 (&state) >> 1);
-        if (zmq_send (handle, message, (size_t) (records * S_RECORD), 0) == -1)
+            pz_record_encode (message + index * PZ_RECORD_SIZE, 'N',
+                              (int64_t) (ref_splitmix64 (&state) >> 1));
+        if (zmq_send (handle, message, (size_t) (records * PZ_RECORD_SIZE), 0) == -1)
             continue;           //  EINTR: look at zsys_interrupted
         sent += records;
     }
@@ -418,7 +392,7 @@ s_sink (int argc, char *argv [])
             continue;
         if (first == 0)
             first = s_now ();
-        int64_t records = (int64_t) (zmq_msg_size (&message) / S_RECORD);
+        int64_t records = (int64_t) (zmq_msg_size (&message) / PZ_RECORD_SIZE);
         seen += records;
         if (records && ((uint8_t *) zmq_msg_data (&message)) [0] == 'P')
             primes += records;
