@@ -624,10 +624,8 @@ s_handle_pipe (pz_broker_t *self, zsock_t *pipe)
     char *command = zstr_recv (pipe);
     bool go_on = command && !streq (command, "$TERM");
     if (command && streq (command, "ENDPOINTS"))
-        zstr_sendm (pipe, self->endpoints [0]),
-        zstr_sendm (pipe, self->endpoints [1]),
-        zstr_sendm (pipe, self->endpoints [2]),
-        zstr_send (pipe, self->endpoints [3]);
+        zsock_send (pipe, "ssss", self->endpoints [0], self->endpoints [1],
+                    self->endpoints [2], self->endpoints [3]);
     else
     if (command && streq (command, "STATS")) {
         pz_broker_stats_t stats;
