@@ -2,12 +2,14 @@
     source - hands numbers to the broker and waits for its acks
 
     The random generator is splitmix64, written out here so that a seed
-    gives the same numbers on every platform and libc. Requests live in
-    slots, one per REQ socket, and keep their bytes until acknowledged, so a
+    gives the same numbers on every platform and libc. Requests go through
+    a pz_client (proto/client.h): up to --pipeline of them outstanding on
+    one DEALER socket, each kept in a slot until acknowledged, so that a
     resend is the same request, id included.
     =========================================================================
 */
 #include "source.h"
+#include "client.h"
 #include "record.h"
 
 #include <assert.h>
@@ -17,15 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-//  One request on its way: its bytes, its socket, its deadline.
+//  What the source remembers of the request in a client slot (the client
+//  holds its bytes).
 typedef struct {
-    zsock_t *req;               //  this slot's REQ socket; replaced on timeout
-    bool busy;                  //  a request is outstanding
-    uint8_t request [PZ_MESSAGE_MAX];   //  I + N records
-    size_t size;                //  bytes of request in use
-    size_t count;               //  N records in request
-    int64_t deadline_ms;        //  resend if no ack by then
-    int64_t attempts;           //  sends of this request so far
+    size_t count;               //  N records in the request
     int64_t sent_us;            //  first send, zclock_usecs, for the ack time
 } s_slot_t;
 
@@ -38,8 +35,11 @@ struct _pz_source_t {
     char *endpoint;             //  owned copy of config.connect
     FILE *input;                //  numbers to send, or NULL for random
     FILE *acked;                //  acknowledged numbers go here, or NULL
-    s_slot_t *slots;            //  config.pipeline slots
+    pz_client_t *client;        //  the connection, config.pipeline slots
+    s_slot_t *slots;            //  config.pipeline slots, as in client
     uint64_t random_state;      //  splitmix64 state
+    uint64_t random_range;      //  max - min + 1, 0 for all 2^64 values
+    uint64_t random_threshold;  //  2^64 mod random_range: draws below are redrawn
     int64_t random_left;        //  random numbers still to send
     uint64_t line_number;       //  of the input, for error messages
     bool exhausted;             //  no more numbers to send
@@ -81,28 +81,26 @@ s_splitmix64 (uint64_t *state)
 }
 
 //  Returns a number uniform in [min, max], without modulo bias: Lemire's
-//  multiply-and-shift, which needs a division only in the rare case where
-//  a draw falls in the biased sliver and may have to be redrawn.
+//  multiply-and-shift. The high half of draw * range is the offset; a draw
+//  whose low half falls below 2^64 mod range would favour some offsets and
+//  is redrawn. The threshold is computed once, in pz_source_new: a division
+//  per number cost more than the rest of the generator (for a range of
+//  2^63, half of all draws need the comparison).
 static int64_t
-s_random_between (uint64_t *state, int64_t min, int64_t max)
+s_random_number (pz_source_t *self)
 {
     __extension__ typedef unsigned __int128 u128;
-    uint64_t span = (uint64_t) max - (uint64_t) min;   //  modular: no overflow
     uint64_t offset;
-    if (span == UINT64_MAX)
-        offset = s_splitmix64 (state);
+    if (self->random_range == 0)
+        offset = s_splitmix64 (&self->random_state);    //  all 2^64 values
     else {
-        uint64_t range = span + 1;
-        u128 product = (u128) s_splitmix64 (state) * range;
-        if ((uint64_t) product < range) {
-            uint64_t threshold = (0 - range) % range;   //  2^64 mod range
-            while ((uint64_t) product < threshold)
-                product = (u128) s_splitmix64 (state) * range;
-        }
+        u128 product = (u128) s_splitmix64 (&self->random_state) * self->random_range;
+        while ((uint64_t) product < self->random_threshold)
+            product = (u128) s_splitmix64 (&self->random_state) * self->random_range;
         offset = (uint64_t) (product >> 64);
     }
     //  Back to signed by modular arithmetic (GCC and Clang define this).
-    return (int64_t) ((uint64_t) min + offset);
+    return (int64_t) ((uint64_t) self->config.min + offset);
 }
 
 //  Reads the next number from the input into *value. Returns false at the
@@ -151,20 +149,22 @@ s_next_number (pz_source_t *self, int64_t *value)
     if (self->random_left <= 0)
         return false;
     self->random_left--;
-    *value = s_random_between (&self->random_state, self->config.min, self->config.max);
+    *value = s_random_number (self);
     return true;
 }
 
-//  Fills slot with up to batch numbers behind a new request id. Returns
-//  false if there was nothing left to send.
-static bool
-s_fill_slot (pz_source_t *self, s_slot_t *slot)
+//  Fills client slot `index` with up to batch numbers behind a new request
+//  id. Returns the request's size in bytes, or 0 if there was nothing left
+//  to send.
+static size_t
+s_fill_slot (pz_source_t *self, int index)
 {
+    uint8_t *request = pz_client_request (self->client, index);
     size_t count = 0;
     int64_t value;
     while (count < (size_t) self->config.batch && !self->exhausted) {
         if (s_next_number (self, &value))
-            pz_record_encode (slot->request + (++count) * PZ_RECORD_SIZE,
+            pz_record_encode (request + (++count) * PZ_RECORD_SIZE,
                               PZ_TAG_NUMBER, value);
         else
             self->exhausted = true;
@@ -173,22 +173,10 @@ s_fill_slot (pz_source_t *self, s_slot_t *slot)
     if (!self->input && self->random_left == 0)
         self->exhausted = true;
     if (count == 0)
-        return false;
-    pz_record_encode (slot->request, PZ_TAG_ID,
-                      (self->session << 32) | self->next_request++);
-    slot->count = count;
-    slot->size = (count + 1) * PZ_RECORD_SIZE;
-    slot->attempts = 0;
-    return true;
-}
-
-//  Opens a slot's REQ socket. Returns 0 or -1.
-static int
-s_open_req (pz_source_t *self, s_slot_t *slot)
-{
-    slot->req = pz_sock_open (ZMQ_REQ, "source REQ", self->endpoint, false,
-                              &self->config.sockopts);
-    return slot->req ? 0 : -1;
+        return 0;
+    pz_record_encode (request, PZ_TAG_ID, (self->session << 32) | self->next_request++);
+    self->slots [index].count = count;
+    return (count + 1) * PZ_RECORD_SIZE;
 }
 
 //  Creates a source; NULL after logging what failed.
@@ -210,6 +198,10 @@ pz_source_new (const pz_source_config_t *config)
     uint64_t entropy = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 32)
                      ^ (uint64_t) (uintptr_t) self;
     self->random_state = config->seed ? (uint64_t) config->seed : entropy;
+    //  span + 1 wraps to 0 exactly when [min, max] is all 2^64 values.
+    self->random_range = (uint64_t) config->max - (uint64_t) config->min + 1;
+    if (self->random_range)
+        self->random_threshold = (0 - self->random_range) % self->random_range;
     self->random_left = config->count;
     self->exhausted = !config->input && config->count == 0;
     //  Request ids: a random session in the high half, a counter below.
@@ -231,9 +223,11 @@ pz_source_new (const pz_source_config_t *config)
             ok = false;
         }
     }
-    for (int64_t index = 0; ok && index < config->pipeline; index++)
-        ok = s_open_req (self, &self->slots [index]) == 0;
-    if (!ok)
+    if (ok)
+        self->client = pz_client_new ("source", self->endpoint, (int) config->pipeline,
+                                      config->timeout_ms, config->retries,
+                                      &config->sockopts);
+    if (!self->client)
         pz_source_destroy (&self);
     return self;
 }
@@ -246,8 +240,7 @@ pz_source_destroy (pz_source_t **self_p)
     pz_source_t *self = *self_p;
     if (!self)
         return;
-    for (int64_t index = self->config.pipeline - 1; index >= 0; index--)
-        zsock_destroy (&self->slots [index].req);
+    pz_client_destroy (&self->client);
     if (self->acked)
         fclose (self->acked);
     if (self->input && self->input != stdin)
@@ -287,6 +280,7 @@ pz_source_stats (pz_source_t *self, pz_source_stats_t *stats)
 {
     assert (self && stats);
     *stats = self->stats;
+    stats->resends = pz_client_resends (self->client);
     size_t samples = self->ack_samples < S_RESERVOIR ? (size_t) self->ack_samples
                                                      : S_RESERVOIR;
     if (samples > 0) {
@@ -298,48 +292,22 @@ pz_source_stats (pz_source_t *self, pz_source_stats_t *stats)
     stats->seconds = self->started_ms ? (double) (until - self->started_ms) / 1000.0 : 0;
 }
 
-//  Sends a slot's request (again). Returns 0, or -1 if a new socket could
-//  not be made for a resend.
-static int
-s_send_slot (pz_source_t *self, s_slot_t *slot, int64_t now_ms)
-{
-    if (slot->attempts > 0) {
-        //  A REQ socket that lost its reply is stuck; only a new one can
-        //  send again. The request keeps its id, so it cannot count twice.
-        self->stats.resends++;
-        zsock_destroy (&slot->req);
-        if (s_open_req (self, slot) != 0)
-            return -1;
-    }
-    else {
-        self->stats.sent += slot->count;
-        slot->sent_us = zclock_usecs ();
-    }
-    slot->attempts++;
-    slot->busy = true;
-    slot->deadline_ms = now_ms + self->config.timeout_ms;
-    //  REQ queues the message even before the connection is up; a send
-    //  that fails now is retried at the deadline like a lost reply.
-    zmq_send (zsock_resolve (slot->req), slot->request, slot->size, ZMQ_DONTWAIT);
-    return 0;
-}
-
-//  Handles the broker's reply on a slot: an ack, or a rejection that is
-//  logged and counted.
+//  Handles the broker's reply to the request in client slot index: an ack,
+//  or a rejection that is logged and counted.
 static void
-s_handle_reply (pz_source_t *self, s_slot_t *slot, int64_t now_ms)
+s_handle_reply (pz_source_t *self, int index, const uint8_t *reply, int size,
+                int64_t now_ms)
 {
-    uint8_t reply [PZ_RECORD_SIZE];
-    int size = zmq_recv (zsock_resolve (slot->req), reply, sizeof reply, 0);
-    slot->busy = false;
+    s_slot_t *slot = &self->slots [index];
     self->finished_ms = now_ms;
     if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ACK
     &&  pz_record_value (reply) == (int64_t) slot->count) {
         self->stats.acked += slot->count;
         s_sample_ack_time (self, (float) (zclock_usecs () - slot->sent_us) / 1000.0f);
-        for (size_t index = 1; self->acked && index <= slot->count; index++)
+        const uint8_t *request = pz_client_request (self->client, index);
+        for (size_t record = 1; self->acked && record <= slot->count; record++)
             fprintf (self->acked, "%" PRId64 "\n",
-                     pz_record_value (slot->request + index * PZ_RECORD_SIZE));
+                     pz_record_value (request + record * PZ_RECORD_SIZE));
         return;
     }
     self->stats.rejected += slot->count;
@@ -356,81 +324,62 @@ int
 pz_source_run (pz_source_t *self)
 {
     assert (self);
-    size_t slots = (size_t) self->config.pipeline;
-    zmq_pollitem_t *items = (zmq_pollitem_t *) calloc (slots, sizeof (zmq_pollitem_t));
-    s_slot_t **polled = (s_slot_t **) calloc (slots, sizeof (s_slot_t *));
-    assert (items && polled);
     int result = 0;
-
     while (!zsys_interrupted && result == 0) {
         int64_t now_ms = zclock_mono ();
         if (!self->started_ms)
             self->started_ms = now_ms;
-        //  Fill idle slots while the rate allows: the n-th number may go
+        //  Fill free slots while the rate allows: the n-th number may go
         //  n / rate seconds after the start.
         int64_t next_send_ms = now_ms;
-        for (size_t index = 0; index < slots && !self->exhausted; index++) {
-            s_slot_t *slot = &self->slots [index];
-            if (slot->busy)
-                continue;
+        int index;
+        while (!self->exhausted && (index = pz_client_free_slot (self->client)) != -1) {
             if (self->config.rate > 0) {
                 next_send_ms = self->started_ms
                              + (int64_t) (self->stats.sent * 1000 / (uint64_t) self->config.rate);
                 if (next_send_ms > now_ms)
                     break;
             }
-            if (s_fill_slot (self, slot) && s_send_slot (self, slot, now_ms) != 0)
-                result = 1;
+            size_t size = s_fill_slot (self, index);
+            if (size > 0) {
+                self->stats.sent += self->slots [index].count;
+                self->slots [index].sent_us = zclock_usecs ();
+                pz_client_send (self->client, index, size, now_ms);
+            }
         }
-        //  Poll the busy slots until the first deadline or the next send.
-        size_t busy = 0;
-        int64_t wake_ms = now_ms + 100;
-        for (size_t index = 0; index < slots; index++) {
-            s_slot_t *slot = &self->slots [index];
-            if (!slot->busy)
-                continue;
-            items [busy] = (zmq_pollitem_t) { zsock_resolve (slot->req), 0, ZMQ_POLLIN, 0 };
-            polled [busy++] = slot;
-            if (slot->deadline_ms < wake_ms)
-                wake_ms = slot->deadline_ms;
-        }
+        int busy = pz_client_busy (self->client);
         if (busy == 0 && self->exhausted)
             break;
+        //  Sleep until a reply, the first deadline, or the next send.
+        int64_t wake_ms = now_ms + 100;
+        if (pz_client_deadline (self->client) < wake_ms)
+            wake_ms = pz_client_deadline (self->client);
         if (self->config.rate > 0 && !self->exhausted && next_send_ms < wake_ms)
             wake_ms = next_send_ms;
-        long timeout_ms = wake_ms > now_ms ? (long) (wake_ms - now_ms) : 0;
+        int64_t timeout_ms = wake_ms > now_ms ? wake_ms - now_ms : 0;
         if (busy == 0) {
             zclock_sleep ((int) timeout_ms);
             continue;
         }
-        if (zmq_poll (items, (int) busy, timeout_ms) == -1)
-            continue;           //  EINTR: zsys_interrupted is looked at above
+        //  Wait for one reply, then take the others already here; stop
+        //  once none is outstanding (a receive that finds nothing costs a
+        //  system call).
+        uint8_t reply [PZ_RECORD_SIZE];
+        int size;
+        index = pz_client_receive (self->client, reply, &size, timeout_ms > 0 ? timeout_ms : 1);
         now_ms = zclock_mono ();
-        for (size_t index = 0; index < busy && result == 0; index++) {
-            s_slot_t *slot = polled [index];
-            if (items [index].revents & ZMQ_POLLIN)
-                s_handle_reply (self, slot, now_ms);
-            else
-            if (slot->deadline_ms <= now_ms) {
-                if (slot->attempts > self->config.retries) {
-                    zsys_error ("source: no ack from %s after %" PRId64 " attempts of "
-                                "%" PRId64 " ms; is the broker running?", self->endpoint,
-                                slot->attempts, self->config.timeout_ms);
-                    result = 1;
-                }
-                else {
-                    zsys_warning ("source: no ack from %s within %" PRId64 " ms, "
-                                  "resending (attempt %" PRId64 " of %" PRId64 ")",
-                                  self->endpoint, self->config.timeout_ms,
-                                  slot->attempts + 1, self->config.retries + 1);
-                    if (s_send_slot (self, slot, now_ms) != 0)
-                        result = 1;
-                }
-            }
+        while (index != -1) {
+            s_handle_reply (self, index, reply, size, now_ms);
+            index = pz_client_busy (self->client) ?
+                    pz_client_receive (self->client, reply, &size, 0) : -1;
+        }
+        if (pz_client_expire (self->client, now_ms) != 0) {
+            zsys_error ("source: no ack from %s after %" PRId64 " attempts of "
+                        "%" PRId64 " ms; is the broker running?", self->endpoint,
+                        self->config.retries + 1, self->config.timeout_ms);
+            result = 1;
         }
     }
-    free (polled);
-    free (items);
     if (self->acked)
         fflush (self->acked);
     if (result == 0 && (self->stats.rejected > 0 || self->stats.bad_lines > 0))

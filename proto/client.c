@@ -1,0 +1,285 @@
+/*  =========================================================================
+    client - requests to a REP endpoint, several outstanding, on one DEALER
+             socket, with Lazy Pirate retries
+
+    Each send of a request gets a new tag: the slot's index in the low 8
+    bits, a count of sends above. A reply is matched by its tag, so a reply
+    to an earlier send (one the client has given up on) can never be taken
+    for the answer to a later request in the same slot.
+    =========================================================================
+*/
+#include "client.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <string.h>
+
+#define S_TAG_SIZE      8           //  bytes of the tag frame
+#define S_SLOT_BITS     8           //  tag bits holding the slot index
+
+//  One request: its bytes, whether it is outstanding, and when it is due.
+typedef struct {
+    uint8_t data [PZ_MESSAGE_MAX];  //  the request body
+    size_t size;                //  bytes of data in use
+    bool busy;                  //  sent, reply not yet received
+    uint64_t tag;               //  tag of its latest send
+    int64_t attempts;           //  sends of this request so far
+    int64_t deadline_ms;        //  zclock_mono time its reply is due
+} s_slot_t;
+
+struct _pz_client_t {
+    char *name;                 //  log prefix ("source", "worker")
+    char *endpoint;             //  the REP endpoint we connect to
+    pz_sockopts_t opts;         //  options for every socket we open
+    int64_t timeout_ms;         //  a reply is due this long after a send
+    int64_t retries;            //  resends of one request before giving up
+    zsock_t *dealer;            //  the connection; replaced after a timeout
+    s_slot_t *slots;            //  slot_count slots
+    int slot_count;             //  1 to PZ_CLIENT_SLOTS_MAX
+    int busy;                   //  slots with a request outstanding
+    uint64_t sends;             //  sends so far, for tags
+    uint64_t resends;           //  sends after a timeout
+    uint64_t strays;            //  replies dropped: late, unknown, malformed
+};
+
+
+//  Opens the DEALER socket. Returns 0, or -1 after logging.
+static int
+s_connect (pz_client_t *self)
+{
+    char role [64];
+    snprintf (role, sizeof role, "%s DEALER", self->name);
+    self->dealer = pz_sock_open (ZMQ_DEALER, role, self->endpoint, false, &self->opts);
+    return self->dealer ? 0 : -1;
+}
+
+//  Creates a client; NULL if its socket cannot be opened.
+pz_client_t *
+pz_client_new (const char *name, const char *endpoint, int slots,
+               int64_t timeout_ms, int64_t retries, const pz_sockopts_t *opts)
+{
+    assert (name && endpoint && opts);
+    assert (slots >= 1 && slots <= PZ_CLIENT_SLOTS_MAX);
+    assert (timeout_ms > 0 && retries >= 0);
+    pz_client_t *self = (pz_client_t *) zmalloc (sizeof (pz_client_t));
+    assert (self);
+    self->name = strdup (name);
+    self->endpoint = strdup (endpoint);
+    self->opts = *opts;
+    self->timeout_ms = timeout_ms;
+    self->retries = retries;
+    self->slot_count = slots;
+    self->slots = (s_slot_t *) calloc ((size_t) slots, sizeof (s_slot_t));
+    assert (self->name && self->endpoint && self->slots);
+    if (s_connect (self) != 0)
+        pz_client_destroy (&self);
+    return self;
+}
+
+//  Destroys the client in reverse order of creation. NULL-safe.
+void
+pz_client_destroy (pz_client_t **self_p)
+{
+    assert (self_p);
+    pz_client_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->dealer);
+    free (self->slots);
+    zstr_free (&self->endpoint);
+    zstr_free (&self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Returns a free slot's index, or -1.
+int
+pz_client_free_slot (pz_client_t *self)
+{
+    assert (self);
+    if (self->busy == self->slot_count)
+        return -1;
+    for (int index = 0; index < self->slot_count; index++)
+        if (!self->slots [index].busy)
+            return index;
+    assert (false);             //  busy counts the busy slots
+    return -1;
+}
+
+//  Returns slot's request buffer, PZ_MESSAGE_MAX bytes.
+uint8_t *
+pz_client_request (pz_client_t *self, int slot)
+{
+    assert (self && slot >= 0 && slot < self->slot_count);
+    return self->slots [slot].data;
+}
+
+//  Sends a slot's request under a new tag and sets its deadline. A send
+//  that fails now (no room, no connection yet) is retried at the deadline,
+//  like a lost reply.
+static void
+s_transmit (pz_client_t *self, int index, int64_t now_ms)
+{
+    s_slot_t *slot = &self->slots [index];
+    slot->tag = (++self->sends << S_SLOT_BITS) | (uint64_t) index;
+    slot->attempts++;
+    slot->deadline_ms = now_ms + self->timeout_ms;
+    uint8_t tag [S_TAG_SIZE];
+    memcpy (tag, &slot->tag, sizeof tag);   //  comes back as it went
+    void *handle = zsock_resolve (self->dealer);
+    //  Once the first frame is taken, libzmq takes the rest of the message.
+    if (zmq_send (handle, tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int) sizeof tag) {
+        zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        zmq_send (handle, slot->data, slot->size, ZMQ_DONTWAIT);
+    }
+}
+
+//  Sends a slot's request; the slot is busy until its reply.
+void
+pz_client_send (pz_client_t *self, int slot, size_t size, int64_t now_ms)
+{
+    assert (self && slot >= 0 && slot < self->slot_count);
+    assert (!self->slots [slot].busy);
+    assert (size > 0 && size <= PZ_MESSAGE_MAX);
+    self->slots [slot].size = size;
+    self->slots [slot].attempts = 0;
+    self->slots [slot].busy = true;
+    self->busy++;
+    s_transmit (self, slot, now_ms);
+}
+
+//  Returns true if the frame just read has more frames after it.
+static bool
+s_more (void *handle)
+{
+    int more = 0;
+    size_t more_size = sizeof more;
+    zmq_getsockopt (handle, ZMQ_RCVMORE, &more, &more_size);
+    return more != 0;
+}
+
+//  Reads one reply, if any: returns the slot it answers, or -1.
+int
+pz_client_receive (pz_client_t *self, uint8_t *reply, int *reply_size,
+                   int64_t timeout_ms)
+{
+    assert (self && reply && reply_size);
+    void *handle = zsock_resolve (self->dealer);
+    //  A blocking receive with a timeout costs one system call where a
+    //  zmq_poll on the socket costs three or four.
+    int timeout = timeout_ms > INT32_MAX ? INT32_MAX : (int) timeout_ms;
+    zmq_setsockopt (handle, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    while (true) {
+        //  [tag][empty][body]: anything else is not from a REP socket.
+        uint8_t tag_bytes [S_TAG_SIZE];
+        int size = zmq_recv (handle, tag_bytes, sizeof tag_bytes,
+                             timeout > 0 ? 0 : ZMQ_DONTWAIT);
+        if (size == -1)
+            return -1;
+        bool well_formed = size == S_TAG_SIZE && s_more (handle);
+        if (well_formed) {
+            uint8_t delimiter [1];
+            well_formed = zmq_recv (handle, delimiter, sizeof delimiter, 0) == 0
+                       && s_more (handle);
+        }
+        int body_size = -1;
+        if (well_formed) {
+            body_size = zmq_recv (handle, reply, PZ_RECORD_SIZE, 0);
+            well_formed = body_size >= 0 && !s_more (handle);
+        }
+        if (!well_formed) {
+            pz_sock_drain_frames (handle);
+            self->strays++;
+            zsys_warning ("%s: dropped a reply from %s that is not [tag][empty][body]",
+                          self->name, self->endpoint);
+            continue;
+        }
+        uint64_t tag;
+        memcpy (&tag, tag_bytes, sizeof tag);
+        size_t index = (size_t) (tag & ((1u << S_SLOT_BITS) - 1));
+        if (index >= (size_t) self->slot_count
+        || !self->slots [index].busy || self->slots [index].tag != tag) {
+            self->strays++;     //  an answer to a send we gave up on
+            continue;
+        }
+        self->slots [index].busy = false;
+        self->busy--;
+        *reply_size = body_size > PZ_RECORD_SIZE ? -1 : body_size;
+        return (int) index;
+    }
+}
+
+//  Replaces the socket and resends everything if a reply is overdue.
+int
+pz_client_expire (pz_client_t *self, int64_t now_ms)
+{
+    assert (self);
+    s_slot_t *overdue = NULL;
+    for (int index = 0; index < self->slot_count && !overdue; index++)
+        if (self->slots [index].busy && self->slots [index].deadline_ms <= now_ms)
+            overdue = &self->slots [index];
+    if (!overdue)
+        return 0;
+    if (overdue->attempts > self->retries)
+        return -1;
+    zsys_warning ("%s: no ack from %s within %" PRId64 " ms (attempt %" PRId64
+                  " of %" PRId64 "); resending %d request%s on a new connection",
+                  self->name, self->endpoint, self->timeout_ms, overdue->attempts,
+                  self->retries + 1, self->busy, self->busy == 1 ? "" : "s");
+    //  A DEALER is not stuck like a REQ, but the connection may be: half
+    //  open, or to a broker that restarted. A new socket is a new one, and
+    //  replies still on their way on the old one are dropped with it.
+    zsock_destroy (&self->dealer);
+    if (s_connect (self) != 0)
+        return -1;
+    for (int index = 0; index < self->slot_count; index++)
+        if (self->slots [index].busy) {
+            self->resends++;
+            s_transmit (self, index, now_ms);
+        }
+    return 0;
+}
+
+//  Returns the earliest deadline of an outstanding request, or INT64_MAX.
+int64_t
+pz_client_deadline (pz_client_t *self)
+{
+    assert (self);
+    int64_t earliest = INT64_MAX;
+    for (int index = 0; index < self->slot_count; index++)
+        if (self->slots [index].busy && self->slots [index].deadline_ms < earliest)
+            earliest = self->slots [index].deadline_ms;
+    return earliest;
+}
+
+//  Returns the number of requests outstanding.
+int
+pz_client_busy (pz_client_t *self)
+{
+    assert (self);
+    return self->busy;
+}
+
+//  Returns the DEALER's handle, for zmq_poll.
+void *
+pz_client_handle (pz_client_t *self)
+{
+    assert (self);
+    return zsock_resolve (self->dealer);
+}
+
+//  Returns the number of resends after timeouts.
+uint64_t
+pz_client_resends (pz_client_t *self)
+{
+    assert (self);
+    return self->resends;
+}
+
+//  Returns the number of replies dropped.
+uint64_t
+pz_client_strays (pz_client_t *self)
+{
+    assert (self);
+    return self->strays;
+}
