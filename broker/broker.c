@@ -10,13 +10,19 @@
     The life of a source message:
       1. read on the source REP, validated, acknowledged with A <count>;
       2. published unchanged (minus any leading I record) as an N message;
-      3. wrapped as one dispatch, I <dispatch-id> + its N records, and queued
-         in `pending`;
-      4. pushed when PUSH can take it without blocking, moved to `leased`
-         with a deadline; if the deadline passes first it goes back to the
-         front of `pending` with the same id;
+      3. its N records are appended to the dispatch at the end of `pending`
+         if that one was never pushed and has room (4096 numbers at most),
+         or start a new dispatch, I <dispatch-id> + N records;
+      4. a dispatch is pushed when PUSH can take it without blocking, moved
+         to `leased` with a deadline; if the deadline passes first it goes
+         back to the front of `pending` with the same id and contents;
       5. the first valid report for the id publishes its P and C records and
          frees the dispatch; later reports for it are counted as duplicates.
+    Step 3 is the adaptive batching: while the workers keep up, `pending` is
+    empty when a message comes and every message is pushed on its own, at
+    once; when they fall behind, the messages that wait merge, and the
+    workers, the reports and the broker's bookkeeping pay per 4096 numbers
+    instead of per message. No timer, so no latency is added.
     Dispatch ids carry the broker incarnation in their high bits, so a report
     meant for an earlier broker process is recognised as never issued here.
     =========================================================================
@@ -31,11 +37,17 @@
 #define S_SEQUENCE_BITS     40
 #define S_BURST             64      //  messages read per socket per poll
 
-//  One source message on its way through the workers.
+//  Numbers on their way through the workers, from one or more source
+//  messages. Until its first push a dispatch is a draft that can grow; the
+//  push seals it into `wire`, whose bytes never change after.
 typedef struct {
     int64_t id;                 //  dispatch id; also the key in `outstanding`
     size_t count;               //  N records in the dispatch
-    zmq_msg_t wire;             //  I <id> + N records, as pushed (shared on send)
+    size_t messages;            //  source messages its numbers came in
+    uint8_t *draft;             //  I <id> + N records, until sealed; else NULL
+    size_t draft_capacity;      //  bytes allocated for draft
+    int64_t created_ms;         //  zclock_mono time the draft was started
+    zmq_msg_t wire;             //  I <id> + N records once sealed (shared on send)
     int64_t deadline_ms;        //  lease end, zclock_mono time, while leased
     void *handle;               //  our node in `pending` or `leased`
     bool leased;                //  true in `leased`, false in `pending`
@@ -61,6 +73,9 @@ struct _pz_broker_t {
     zhashx_t *outstanding;      //  dispatch id -> s_dispatch_t, owns them
     zlistx_t *pending;          //  dispatches waiting for a worker, first out first
     zlistx_t *leased;           //  pushed dispatches, earliest deadline first
+    s_dispatch_t *open;         //  the last of `pending` if never pushed: new
+                                //  numbers join it while it has room; or NULL
+    uint64_t inflight_messages; //  source messages accepted and not reported
     s_recent_t *recent;         //  ring of config.recent_requests entries
     size_t recent_next;         //  ring slot the next request id goes into
     zhashx_t *recent_index;     //  request id -> s_recent_t in the ring
@@ -115,8 +130,8 @@ s_id_table_new (zhashx_destructor_fn *destructor)
 
 
 //  --------------------------------------------------------------------------
-//  Creates a dispatch of count N records copied from records, id first.
-//  Caller owns return value.
+//  Creates a draft dispatch of count N records copied from records, id
+//  first. Caller owns return value.
 //
 //  A copy on purpose: a received message may sit inside a receive buffer
 //  that libzmq shares among several messages, and a dispatch can live for
@@ -130,12 +145,66 @@ s_dispatch_new (int64_t id, const uint8_t *records, size_t count)
     assert (self);
     self->id = id;
     self->count = count;
-    int rc = zmq_msg_init_size (&self->wire, PZ_RECORD_SIZE * (count + 1));
-    assert (rc == 0);
-    uint8_t *data = (uint8_t *) zmq_msg_data (&self->wire);
-    pz_record_encode (data, PZ_TAG_ID, id);
-    memcpy (data + PZ_RECORD_SIZE, records, PZ_RECORD_SIZE * count);
+    self->messages = 1;
+    self->draft_capacity = PZ_RECORD_SIZE * (count + 1);
+    self->draft = (uint8_t *) malloc (self->draft_capacity);
+    assert (self->draft);
+    pz_record_encode (self->draft, PZ_TAG_ID, id);
+    memcpy (self->draft + PZ_RECORD_SIZE, records, PZ_RECORD_SIZE * count);
     return self;
+}
+
+//  Appends the count N records at records to a draft, growing it by
+//  doubling (so merging k messages copies each byte O(1) times).
+
+static void
+s_dispatch_append (s_dispatch_t *self, const uint8_t *records, size_t count)
+{
+    assert (self->draft && self->count + count <= PZ_RECORDS_MAX);
+    size_t size = PZ_RECORD_SIZE * (self->count + 1);
+    size_t needed = size + PZ_RECORD_SIZE * count;
+    if (needed > self->draft_capacity) {
+        size_t capacity = self->draft_capacity * 2;
+        capacity = capacity < needed ? needed : capacity;
+        capacity = capacity > PZ_MESSAGE_MAX ? PZ_MESSAGE_MAX : capacity;
+        self->draft = (uint8_t *) realloc (self->draft, capacity);
+        assert (self->draft);
+        self->draft_capacity = capacity;
+    }
+    memcpy (self->draft + size, records, PZ_RECORD_SIZE * count);
+    self->count += count;
+    self->messages++;
+}
+
+//  libzmq calls this when the last message sharing a sealed buffer closes.
+static void
+s_free_buffer (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+//  Seals a draft: hands its buffer to `wire`, without copying. libzmq
+//  counts the references of the copies we send and frees it after the last.
+
+static void
+s_dispatch_seal (s_dispatch_t *self)
+{
+    assert (self->draft);
+    size_t size = PZ_RECORD_SIZE * (self->count + 1);
+    //  Give back what doubling over-allocated; shrinking stays in place.
+    uint8_t *data = (uint8_t *) realloc (self->draft, size);
+    data = data ? data : self->draft;
+    int rc = zmq_msg_init_data (&self->wire, data, size, s_free_buffer, NULL);
+    assert (rc == 0);
+    self->draft = NULL;
+}
+
+//  Returns the bytes of a dispatch, draft or sealed: I <id> + N records.
+static const uint8_t *
+s_dispatch_data (s_dispatch_t *self)
+{
+    return self->draft ? self->draft : (const uint8_t *) zmq_msg_data (&self->wire);
 }
 
 static void
@@ -143,7 +212,10 @@ s_dispatch_destroy (void **item_p)
 {
     s_dispatch_t *self = (s_dispatch_t *) *item_p;
     if (self) {
-        zmq_msg_close (&self->wire);
+        if (self->draft)
+            free (self->draft);
+        else
+            zmq_msg_close (&self->wire);
         free (self);
         *item_p = NULL;
     }
@@ -165,6 +237,7 @@ pz_broker_config_init (pz_broker_config_t *config)
         .max_inflight = 1048576,
         .max_dispatches = 16384,
         .lease_ms = 5000,
+        .coalesce_ms = 1,
         .drain_ms = 1000,
         .stats_s = 10,
         .recent_requests = 65536,
@@ -358,10 +431,19 @@ s_handle_source (pz_broker_t *self, zmq_msg_t *message)
         if (zmq_msg_send (&shared, zsock_resolve (self->publish), ZMQ_DONTWAIT) == -1)
             zmq_msg_close (&shared);
     }
-    s_dispatch_t *dispatch =
-        s_dispatch_new (self->id_base + self->next_sequence++, records, count);
-    zhashx_insert (self->outstanding, &dispatch->id, dispatch);
-    dispatch->handle = zlistx_add_end (self->pending, dispatch);
+    //  Join the draft waiting for a worker, if there is one with room;
+    //  otherwise this message starts the next dispatch.
+    if (self->open && self->open->count + count <= PZ_RECORDS_MAX)
+        s_dispatch_append (self->open, records, count);
+    else {
+        s_dispatch_t *dispatch =
+            s_dispatch_new (self->id_base + self->next_sequence++, records, count);
+        dispatch->created_ms = zclock_mono ();
+        zhashx_insert (self->outstanding, &dispatch->id, dispatch);
+        dispatch->handle = zlistx_add_end (self->pending, dispatch);
+        self->open = dispatch;
+    }
+    self->inflight_messages++;
     self->stats.inflight += count;
     self->stats.accepted += count;
     self->stats.requests++;
@@ -396,7 +478,7 @@ s_check_report (pz_broker_t *self, const uint8_t *data, size_t size,
     if (count != dispatch->count)
         return PZ_ERR_MISMATCH;
     //  Each verdict must be for the number dispatched in its place.
-    const uint8_t *sent = (const uint8_t *) zmq_msg_data (&dispatch->wire);
+    const uint8_t *sent = s_dispatch_data (dispatch);
     for (size_t index = 1; index <= count; index++)
         if (memcmp (data + index * PZ_RECORD_SIZE + 1,
                     sent + index * PZ_RECORD_SIZE + 1, 8) != 0)
@@ -456,6 +538,9 @@ s_handle_report (pz_broker_t *self, zmq_msg_t *message)
             zmq_msg_close (&verdicts [which]);
 
     zlistx_delete (dispatch->leased ? self->leased : self->pending, dispatch->handle);
+    if (dispatch == self->open)
+        self->open = NULL;      //  reported before its first push: a guessed id
+    self->inflight_messages -= dispatch->messages;
     self->stats.inflight -= dispatch->count;
     self->stats.results += dispatch->count;
     zhashx_delete (self->outstanding, &dispatch->id);
@@ -464,15 +549,37 @@ s_handle_report (pz_broker_t *self, zmq_msg_t *message)
 
 
 //  --------------------------------------------------------------------------
-//  Pushes pending dispatches while PUSH takes them without blocking; each
-//  pushed one gets a lease.
+//  Returns true if the first pending dispatch may go now: anything but the
+//  open draft may; the open draft once it is full, has waited coalesce_ms
+//  for more numbers, or the broker is draining.
+
+static bool
+s_first_ready (pz_broker_t *self, int64_t now_ms)
+{
+    s_dispatch_t *first = (s_dispatch_t *) zlistx_first (self->pending);
+    if (!first)
+        return false;
+    return first != self->open
+        || first->count == PZ_RECORDS_MAX
+        || now_ms >= first->created_ms + self->config.coalesce_ms
+        || self->draining;
+}
+
+//  Pushes pending dispatches that are ready while PUSH takes them without
+//  blocking; each pushed one gets a lease.
 
 static void
 s_push_pending (pz_broker_t *self, int64_t now_ms)
 {
     void *handle = zsock_resolve (self->dispatch);
     s_dispatch_t *dispatch;
-    while ((dispatch = (s_dispatch_t *) zlistx_first (self->pending))) {
+    while (s_first_ready (self, now_ms)) {
+        dispatch = (s_dispatch_t *) zlistx_first (self->pending);
+        if (dispatch->draft) {
+            s_dispatch_seal (dispatch);
+            if (dispatch == self->open)
+                self->open = NULL;      //  sealed: numbers can no longer join
+        }
         //  Send a copy: libzmq shares the buffer by reference count, and we
         //  keep the original for a second push if the lease runs out.
         zmq_msg_t copy;
@@ -486,8 +593,10 @@ s_push_pending (pz_broker_t *self, int64_t now_ms)
         dispatch->deadline_ms = now_ms + self->config.lease_ms;
         dispatch->handle = zlistx_add_end (self->leased, dispatch);
         dispatch->leased = true;
-        if (dispatch->pushes++ == 0)
+        if (dispatch->pushes++ == 0) {
             self->stats.dispatched += dispatch->count;
+            self->stats.dispatches++;
+        }
     }
 }
 
@@ -563,11 +672,12 @@ s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
     zsys_info ("broker: %saccepted %" PRIu64 " dispatched %" PRIu64
                " redispatched %" PRIu64 " results %" PRIu64 " duplicates %" PRIu64
                " inflight %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "%s%s%s"
-               " %.0f numbers/s",
+               " requests %" PRIu64 " dispatches %" PRIu64 " %.0f numbers/s",
                final ? "final: " : "", stats->accepted, stats->dispatched,
                stats->redispatched, stats->results, stats->duplicates,
                stats->inflight, stats->retries, error_total,
-               used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "", rate);
+               used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "",
+               stats->requests, stats->dispatches, rate);
     if (final && stats->inflight > 0)
         zsys_warning ("broker: %" PRIu64 " acknowledged numbers had no verdict "
                       "at exit and are lost", stats->inflight);
@@ -594,7 +704,7 @@ s_window_open (pz_broker_t *self)
 {
     return !self->draining
         && self->stats.inflight < (uint64_t) self->config.max_inflight
-        && zhashx_size (self->outstanding) < (size_t) self->config.max_dispatches;
+        && self->inflight_messages < (uint64_t) self->config.max_dispatches;
 }
 
 //  Reads up to S_BURST messages from a REP socket and hands each to handler.
@@ -683,24 +793,42 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         //  Poll sources only while the window has room, and PUSH only for
         //  writability while work waits: that is the whole flow control.
         items [SOURCE].events = s_window_open (self) ? ZMQ_POLLIN : 0;
-        items [DISPATCH].events = zlistx_size (self->pending) ? ZMQ_POLLOUT : 0;
+        items [DISPATCH].events = s_first_ready (self, now_ms) ? ZMQ_POLLOUT : 0;
 
         int64_t wake_ms = self->next_stats_ms;
         s_dispatch_t *oldest = (s_dispatch_t *) zlistx_first (self->leased);
         if (oldest && oldest->deadline_ms < wake_ms)
             wake_ms = oldest->deadline_ms;
+        //  An open draft first in line, still gathering: wake when it may go.
+        if (self->open && zlistx_first (self->pending) == self->open
+        && !s_first_ready (self, now_ms)
+        &&  self->open->created_ms + self->config.coalesce_ms < wake_ms)
+            wake_ms = self->open->created_ms + self->config.coalesce_ms;
         if (self->draining && self->drain_deadline_ms < wake_ms)
             wake_ms = self->drain_deadline_ms;
         //  Wake at least every 100 ms, to notice a signal that raced the poll.
         long timeout_ms = (long) (wake_ms - now_ms);
         timeout_ms = timeout_ms < 0 ? 0 : timeout_ms > 100 ? 100 : timeout_ms;
 
-        if (zmq_poll (items, item_count, timeout_ms) == -1) {
+        //  Poll only the items that ask for something: zmq_poll pays a
+        //  system call or two per socket item, even for one without events.
+        zmq_pollitem_t active [5];
+        int polled [5], active_count = 0;
+        for (int index = 0; index < item_count; index++) {
+            items [index].revents = 0;
+            if (items [index].events) {
+                polled [active_count] = index;
+                active [active_count++] = items [index];
+            }
+        }
+        if (zmq_poll (active, active_count, timeout_ms) == -1) {
             if (zmq_errno () == EINTR)
                 continue;       //  a signal: the top of the loop looks at it
             zsys_error ("broker: poll failed: %s", zmq_strerror (zmq_errno ()));
             break;
         }
+        for (int index = 0; index < active_count; index++)
+            items [polled [index]].revents = active [index].revents;
         //  Sources first: each waits for its ack, while a worker's next
         //  dispatch is already in its queue.
         if (items [SOURCE].revents & ZMQ_POLLIN)

@@ -31,6 +31,8 @@ typedef struct {
     int64_t max_inflight;       //  numbers accepted and unreported, at most
     int64_t max_dispatches;     //  source messages accepted and unreported, at most
     int64_t lease_ms;           //  a pushed dispatch is pushed again after this
+    int64_t coalesce_ms;        //  numbers may wait this long for more to join
+                                //  their dispatch; 0 = push each message at once
     int64_t drain_ms;           //  on SIGINT/SIGTERM, wait this long for results
     int64_t stats_s;            //  log stats every this many seconds; 0 = at exit only
     int64_t recent_requests;    //  source request ids remembered for retries
@@ -43,6 +45,8 @@ typedef struct {
     uint64_t accepted;          //  numbers acknowledged to sources
     uint64_t retries;           //  repeated source requests answered from memory
     uint64_t dispatched;        //  numbers pushed to workers the first time
+    uint64_t dispatches;        //  messages those numbers went in (several
+                                //  source messages merge while workers are busy)
     uint64_t redispatched;      //  numbers pushed again after their lease ran out
     uint64_t results;           //  numbers whose verdict was published
     uint64_t duplicates;        //  numbers in reports for completed dispatches

@@ -32,6 +32,9 @@ main (int argc, char *argv [])
           "numbers accepted and not yet reported, at most" },
         { "max-dispatches", 0, PZ_OPT_INT, &config.max_dispatches, 1, 100000000, "N",
           "source messages accepted and not yet reported, at most" },
+        { "coalesce-ms", 0, PZ_OPT_INT, &config.coalesce_ms, 0, 1000, "MS",
+          "hold a dispatch this long for more numbers to join it "
+          "(0: push each source message at once)" },
         { "lease-ms", 0, PZ_OPT_INT, &config.lease_ms, 1, 86400000, "MS",
           "push a dispatch again if no report came within this" },
         { "drain-ms", 0, PZ_OPT_INT, &config.drain_ms, 0, 86400000, "MS",

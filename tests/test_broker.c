@@ -54,8 +54,8 @@ s_connect (int type, const char *endpoint)
 }
 
 static s_rig_t *
-s_rig_new (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
-           bool with_worker)
+s_rig_new_coalescing (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
+                      bool with_worker, int64_t coalesce_ms)
 {
     s_rig_t *self = (s_rig_t *) zmalloc (sizeof (s_rig_t));
     pz_broker_config_t config;
@@ -66,6 +66,7 @@ s_rig_new (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
     config.max_inflight = max_inflight;
     config.max_dispatches = max_dispatches;
     config.stats_s = 0;
+    config.coalesce_ms = coalesce_ms;
     self->broker = zactor_new (pz_broker_actor, &config);
     zstr_send (self->broker, "ENDPOINTS");
     zsock_recv (self->broker, "ssss", &self->endpoints [0], &self->endpoints [1],
@@ -82,6 +83,14 @@ s_rig_new (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
     while (s_stats (self).subscriptions < 1)
         zclock_sleep (10);
     return self;
+}
+
+//  A rig whose broker coalesces as by default (1 ms).
+static s_rig_t *
+s_rig_new (int64_t lease_ms, int64_t max_inflight, int64_t max_dispatches,
+           bool with_worker)
+{
+    return s_rig_new_coalescing (lease_ms, max_inflight, max_dispatches, with_worker, 1);
 }
 
 static void
@@ -355,5 +364,94 @@ Test (broker, malformed_source_messages_get_their_codes, .timeout = 20)
     pz_broker_stats_t stats = s_stats (rig);
     cr_assert_eq (stats.accepted, 2);
     cr_assert_eq (stats.errors [PZ_ERR_MULTIPART], 1);
+    s_rig_destroy (&rig);
+}
+
+//  Sends count N records (first, first + 1, ...) as one request; checks
+//  the ack.
+static void
+s_send_run (s_rig_t *self, int64_t first, size_t count)
+{
+    static uint8_t frame [PZ_MESSAGE_MAX];
+    for (size_t index = 0; index < count; index++)
+        pz_record_encode (frame + index * PZ_RECORD_SIZE, 'N', first + (int64_t) index);
+    cr_assert_eq (zmq_send (zsock_resolve (self->source), frame, count * PZ_RECORD_SIZE, 0),
+                  (int) (count * PZ_RECORD_SIZE));
+    uint8_t reply [PZ_RECORD_SIZE];
+    cr_assert_eq (zmq_recv (zsock_resolve (self->source), reply, sizeof reply, 0), PZ_RECORD_SIZE);
+    cr_assert (pz_record_tag (reply) == 'A' && pz_record_value (reply) == (int64_t) count);
+}
+
+Test (broker, messages_waiting_for_a_worker_merge_into_one_dispatch, .timeout = 20)
+{
+    //  No worker yet, and a draft may wait a second for more numbers.
+    s_rig_t *rig = s_rig_new_coalescing (5000, 1000, 1000, false, 1000);
+    int64_t first [] = { 31, 32 };
+    s_expect (rig->source, "NN", first, 'A', 2);
+    int64_t second [] = { 33 };
+    s_expect (rig->source, "N", second, 'A', 1);
+    int64_t third [] = { 777, 34, 35 };
+    s_expect (rig->source, "INN", third, 'A', 2);
+
+    //  Three source messages, one dispatch, numbers in the order accepted.
+    rig->pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    int64_t numbers [] = { 31, 32, 33, 34, 35 };
+    int64_t id = s_pull_dispatch (rig, numbers, 5);
+    int64_t report [] = { id, 31, 32, 33, 34, 35 };
+    s_expect (rig->report, "IPCCCC", report, 'A', 5);
+
+    //  Sinks still see each source message as it came, then the verdicts.
+    uint8_t frame [PZ_MESSAGE_MAX];
+    cr_assert_eq (s_receive (rig->sub, frame, sizeof frame), 2 * PZ_RECORD_SIZE);
+    cr_assert_eq (s_receive (rig->sub, frame, sizeof frame), 1 * PZ_RECORD_SIZE);
+    cr_assert_eq (s_receive (rig->sub, frame, sizeof frame), 2 * PZ_RECORD_SIZE);
+    cr_assert_eq (s_receive (rig->sub, frame, sizeof frame), 1 * PZ_RECORD_SIZE);
+    cr_assert (pz_record_tag (frame) == 'P' && pz_record_value (frame) == 31);
+    cr_assert_eq (s_receive (rig->sub, frame, sizeof frame), 4 * PZ_RECORD_SIZE);
+    cr_assert (pz_record_tag (frame) == 'C' && pz_record_value (frame) == 32);
+
+    pz_broker_stats_t stats = s_stats (rig);
+    cr_assert_eq (stats.requests, 3);
+    cr_assert_eq (stats.dispatches, 1);
+    cr_assert_eq (stats.results, 5);
+    cr_assert_eq (stats.inflight, 0);
+    s_rig_destroy (&rig);
+}
+
+Test (broker, a_merged_dispatch_holds_at_most_4096_numbers, .timeout = 20)
+{
+    s_rig_t *rig = s_rig_new_coalescing (5000, 100000, 1000, false, 300);
+    s_send_run (rig, 1000, 2000);
+    s_send_run (rig, 3000, 2000);
+    s_send_run (rig, 5000, 2000);       //  would make 6000: starts a dispatch
+    rig->pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    static uint8_t frame [PZ_MESSAGE_MAX + PZ_RECORD_SIZE];
+    cr_assert_eq (s_receive (rig->pull, frame, sizeof frame), 4001 * PZ_RECORD_SIZE);
+    cr_assert_eq (pz_record_value (frame + 2001 * PZ_RECORD_SIZE), 3000);
+    cr_assert_eq (s_receive (rig->pull, frame, sizeof frame), 2001 * PZ_RECORD_SIZE);
+    cr_assert_eq (pz_record_value (frame + PZ_RECORD_SIZE), 5000);
+    cr_assert_eq (s_stats (rig).dispatches, 2);
+    s_rig_destroy (&rig);
+}
+
+Test (broker, a_draft_waits_coalesce_ms_for_company_and_no_longer, .timeout = 20)
+{
+    int64_t numbers [] = { 37 };
+    //  A worker is there, but the draft waits 400 ms for more numbers.
+    s_rig_t *rig = s_rig_new_coalescing (5000, 1000, 1000, true, 400);
+    int64_t start_ms = zclock_mono ();
+    s_expect (rig->source, "N", numbers, 'A', 1);
+    s_pull_dispatch (rig, numbers, 1);
+    int64_t waited_ms = zclock_mono () - start_ms;
+    cr_assert_geq (waited_ms, 350, "pushed after %ld ms", (long) waited_ms);
+    s_rig_destroy (&rig);
+
+    //  --coalesce-ms 0: pushed at once (well within the 400 ms above).
+    rig = s_rig_new_coalescing (5000, 1000, 1000, true, 0);
+    start_ms = zclock_mono ();
+    s_expect (rig->source, "N", numbers, 'A', 1);
+    s_pull_dispatch (rig, numbers, 1);
+    waited_ms = zclock_mono () - start_ms;
+    cr_assert_lt (waited_ms, 300, "held for %ld ms without coalescing", (long) waited_ms);
     s_rig_destroy (&rig);
 }
