@@ -1,8 +1,8 @@
 """End to end: the real executables on free loopback ports.
 
 A broker, two workers, two sources (20,000 seeded numbers, one per message,
-then the same seed 100 per message with 4 requests in flight), a sink on N
-and a sink on P+C. Checks
+then the same seed 100 per message with 4 requests in flight), a sink on N,
+a sink on P+C and a counting sink (--format none). Checks
 every number is published once as N and once as a verdict, and every
 verdict against an independent test; bad requests get the right E and the
 broker keeps serving; SIGTERM ends every program with exit 0.
@@ -28,9 +28,12 @@ def test_pipeline_batch_1_and_100():
                          "--count", total, stdout=numbers_out)
         sink_pc = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
                           "--count", total, stdout=verdicts_out)
+        # A counting sink (--format none counts whole messages at once).
+        sink_count = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+                             "--format", "none", "--count", total)
         # Sinks must be subscribed before the first publish (PUB does not
         # keep messages for subscribers that have not joined yet).
-        broker.wait_for_log(r"sink subscribed", count=3)
+        broker.wait_for_log(r"sink subscribed", count=5)
 
         acked = []
         # One number per request as in the exercise; then 100 per request
@@ -59,6 +62,9 @@ def test_pipeline_batch_1_and_100():
         assert verdict.results == total
         primes = sum(1 for tag, _ in read_records(verdicts_out) if tag == "P")
         assert 0 < primes < total
+        assert sink_count.wait(60) == 0, sink_count.log()
+        assert "printed N 0, P %d, C %d;" % (primes, total - primes) in sink_count.log(), \
+            sink_count.log()
 
         for proc in workers + [broker]:
             started = time.monotonic()
