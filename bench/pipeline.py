@@ -47,6 +47,7 @@ T4_RSS_KIB = 64 * 1024
 COUNT_BATCH_OURS = {1: 40000, 16: 500000, 128: 2500000, 1024: 20000000, 4096: 20000000}
 COUNT_BATCH_BARE = {1: 1500000, 16: 12000000, 128: 15000000, 1024: 20000000, 4096: 30000000}
 COUNT_REQREP = 20000            # batch 1, one source, one request at a time
+ACK_PAIRS = 2                   # (2): bare/ours pairs per repeat (the noisiest figure)
 COUNT_SOURCES = 24000           # batch 1, split over 1, 2, 4 sources
 COUNT_RSS_EACH = 600000         # 16 sources, --pipeline 4, batch 1024
 SOURCE_PIPELINE = 8             # requests each source keeps outstanding (sweeps)
@@ -312,6 +313,10 @@ class Bench:
                 run["primes"] = int(m.group(2)) if m else None
                 if run["verdicts"] != total:
                     problems.append("sink got %d of %d verdicts" % (run["verdicts"], total))
+            m = re.search(r"final: accepted (\d+) .* requests (\d+) dispatches (\d+)",
+                          broker.output())
+            if m and int(m.group(3)):
+                run["per_dispatch"] = int(m.group(1)) / int(m.group(3))
             m = re.search(r"final: accepted (\d+) .* results (\d+)", broker.output())
             if problems and m:
                 problems.append("broker accepted %s, published %s verdicts"
@@ -446,6 +451,8 @@ def describe(run):
         parts.append("source acked %s/s" % si(run["source_rate"]))
     if run.get("ack_p50_ms") is not None:
         parts.append("ack p50 %.3f p99 %.3f ms" % (run["ack_p50_ms"], run["ack_p99_ms"]))
+    if run.get("per_dispatch"):
+        parts.append("%.0f numbers per dispatch" % run["per_dispatch"])
     if run.get("broker_hwm_kib"):
         parts.append("broker VmHWM %.1f MiB" % (run["broker_hwm_kib"] / 1024))
     if run.get("cpu"):
@@ -770,8 +777,12 @@ def main():
                 break
             print("repeat %d of %d" % (rep + 1, options.repeat), flush=True)
             # (2) batch 1, one source, one request at a time; the ack path alone.
-            add("reqrep", bench.bare_reqrep(bench.count(COUNT_REQREP)))
-            add("ours-b1", bench.ours(1, 2, 1, bench.count(COUNT_REQREP), 1))
+            for pair in range(ACK_PAIRS):
+                add("reqrep", bench.bare_reqrep(bench.count(COUNT_REQREP)))
+                add("ours-b1", bench.ours(1, 2, 1, bench.count(COUNT_REQREP), 1))
+            # The same without coalescing: every message is its own dispatch.
+            add("ours-b1-c0", bench.ours(1, 2, 1, bench.count(COUNT_REQREP), 1,
+                                         broker_args=("--coalesce-ms", 0)))
             # No workers: nothing is ever reported, so the window must hold
             # every number of the run or the broker stops reading (as it should).
             add("ours-b1-acks", bench.ours(1, 0, 1, bench.count(COUNT_REQREP), 1, sink=False,
@@ -849,7 +860,8 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
     t1_ratio = ratios(R.get("ours-k1024", []), R.get("bare-k1024", []))
     t1_abs = g("ours-k1024")
     t2_ratio = ratios(R.get("ours-b1", []), R.get("reqrep", []), "source_rate", "rate")
-    t2_acks = ratios(R.get("ours-b1-acks", []), R.get("reqrep", []), "source_rate", "rate")
+    t2_acks = ratios(R.get("ours-b1-acks", []), R.get("reqrep", [])[::ACK_PAIRS],
+                     "source_rate", "rate")
     rss_all = [run["broker_hwm_kib"] for runs in R.values() for run in runs
                if run.get("kind") == "ours" and run.get("broker_hwm_kib")]
     t4 = g("ours-rss", "broker_hwm_kib")
@@ -914,6 +926,13 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
          spread(g("ours-b1", "ack_p50_ms"), "%.3f".__mod__),
          spread(g("ours-b1", "ack_p99_ms"), "%.3f".__mod__), spread(t2_ratio, ratio_fmt),
          cpu_fmt(R.get("ours-b1", []))],
+        ["PlayØMQ, the same with `--coalesce-ms 0` (a dispatch per message)",
+         spread(g("ours-b1-c0", "source_rate")),
+         spread(g("ours-b1-c0", "ack_p50_ms"), "%.3f".__mod__),
+         spread(g("ours-b1-c0", "ack_p99_ms"), "%.3f".__mod__),
+         spread(ratios(R.get("ours-b1-c0", []), R.get("reqrep", [])[::ACK_PAIRS],
+                       "source_rate", "rate"), ratio_fmt),
+         cpu_fmt(R.get("ours-b1-c0", []))],
         ["PlayØMQ source --batch 1, broker alone (no workers, no sink)",
          spread(g("ours-b1-acks", "source_rate")),
          spread(g("ours-b1-acks", "ack_p50_ms"), "%.3f".__mod__),
@@ -932,10 +951,11 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
     batch_rows = [(b, g("ours-k%d" % b), g("bare-k%d" % b)) for b in batches]
     worker_rows = [(w, g("ours-w%d" % w), g("bare-w%d" % w)) for w in workers_sweep]
     tb = table(["--batch", "PlayØMQ numbers/s", "bare numbers/s", "ratio", "ack p50 ms",
-                "PlayØMQ CPU, % of one core"], [
+                "numbers per dispatch", "PlayØMQ CPU, % of one core"], [
         [b, spread(o), spread(x), spread(ratios(R.get("ours-k%d" % b, []),
                                                  R.get("bare-k%d" % b, [])), ratio_fmt),
          spread(g("ours-k%d" % b, "ack_p50_ms"), "%.2f".__mod__),
+         spread(g("ours-k%d" % b, "per_dispatch"), "%.0f".__mod__),
          cpu_fmt(R.get("ours-k%d" % b, []))]
         for b, o, x in batch_rows])
     tw = table(["workers", "PlayØMQ numbers/s", "bare numbers/s", "ratio"], [
@@ -980,7 +1000,8 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         "| load average at the start | %(load)s (the machine is shared: figures are "
         "noisy, hence ratios of runs made side by side) |\n" % machine,
         "## How it is measured\n\n"
-        "- Every configuration runs %d times; ours and the bare baseline alternate, and each "
+        "- Every configuration runs %d times (the batch-1 ack path, the noisiest figure, "
+        "%d times); ours and the bare baseline alternate, and each "
         "ratio is taken between the two runs made next to each other. Tables show the "
         "median and, in brackets, the smallest and largest of the repeats.\n"
         "- Every process is separate and talks over tcp on 127.0.0.1 (ports chosen by the "
@@ -990,9 +1011,12 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         "source(s) to the sink's exit after its last verdict (the sink counts P and C "
         "records and exits at the expected count, so every verdict arrived). *source "
         "acked/s* is what the source itself prints (first send to last ack).\n"
-        "- PlayØMQ: `playzmq-broker` with its defaults (window `--max-inflight` 65536), "
+        "- PlayØMQ: `playzmq-broker` with its defaults (`--coalesce-ms 10`, window "
+        "`--max-inflight` 1,048,576 numbers), "
         "N `playzmq-worker --threads 1` processes, `playzmq-sink --tags PC --format none`, "
-        "sources `--pipeline %d` unless stated.\n"
+        "sources `--pipeline %d` unless stated. *numbers per dispatch* is the broker's "
+        "count of numbers over the dispatch messages it made (source messages merge "
+        "while they wait for a worker).\n"
         "- The bare pipeline (`bench/bare.c`, czmq zsock API) has PlayØMQ's shape: source "
         "PUSH → broker PULL, PUB a copy (`zmq_msg_copy`) and PUSH on → workers PULL, test "
         "every number with **the same `pz_prime_check` from worker/prime.h**, PUSH a P and "
@@ -1006,7 +1030,7 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         "%% of one core (summed over its processes; 200 = both cores).\n"
         "- Batch 1024 sends the same count with the same seed through both pipelines, so "
         "*primes seen* must be equal: the same numbers got the same verdicts.\n"
-        % (options.repeat, SOURCE_PIPELINE),
+        % (options.repeat, options.repeat * ACK_PAIRS, SOURCE_PIPELINE),
         report["text"] + "\n",
     ]
     if plots:

@@ -237,7 +237,7 @@ pz_broker_config_init (pz_broker_config_t *config)
         .max_inflight = 1048576,
         .max_dispatches = 16384,
         .lease_ms = 5000,
-        .coalesce_ms = 1,
+        .coalesce_ms = 10,
         .drain_ms = 1000,
         .stats_s = 10,
         .recent_requests = 65536,
