@@ -46,7 +46,7 @@ T4_RSS_KIB = 64 * 1024
 # sends the same count (and seed) to both, so their primes must agree.
 COUNT_BATCH_OURS = {1: 40000, 16: 500000, 128: 2500000, 1024: 20000000, 4096: 20000000}
 COUNT_BATCH_BARE = {1: 1500000, 16: 12000000, 128: 15000000, 1024: 20000000, 4096: 30000000}
-COUNT_REQREP = 20000            # batch 1, one source, one request at a time
+COUNT_REQREP = 40000            # batch 1, one source, one request at a time
 ACK_PAIRS = 2                   # (2): bare/ours pairs per repeat (the noisiest figure)
 COUNT_SOURCES = 24000           # batch 1, split over 1, 2, 4 sources
 COUNT_RSS_EACH = 600000         # 16 sources, --pipeline 4, batch 1024

@@ -36,6 +36,7 @@
 //  Dispatch ids are (incarnation << S_SEQUENCE_BITS) + sequence.
 #define S_SEQUENCE_BITS     40
 #define S_BURST             64      //  messages read per socket per poll
+#define S_SUBSCRIPTIONS_MS  50      //  how often sinks' subscriptions are read
 
 //  Numbers on their way through the workers, from one or more source
 //  messages. Until its first push a dispatch is a draft that can grow; the
@@ -85,6 +86,7 @@ struct _pz_broker_t {
     int64_t drain_deadline_ms;  //  when draining gives up
     int64_t started_ms;         //  zclock_mono at start, for numbers/s
     int64_t next_stats_ms;      //  when stats are logged next
+    int64_t next_subscriptions_ms;  //  when subscriptions are read next
     uint64_t results_at_stats;  //  stats.results when stats were last logged
     int64_t last_stats_ms;      //  when stats were last logged
     pz_broker_stats_t stats;    //  the counters
@@ -344,8 +346,10 @@ pz_broker_destroy (pz_broker_t **self_p)
 
 
 //  --------------------------------------------------------------------------
-//  Replies one record on a REP socket. REP peers are REQ sockets with one
-//  request outstanding, so their pipe always has room: this never blocks.
+//  Replies one record on a REP socket, without blocking. A REQ peer has one
+//  request outstanding, our sources and workers at most 64 (pz_client),
+//  far below the 1000 replies a pipe holds; a peer that sends more without
+//  reading loses replies, and only it.
 
 static void
 s_reply (pz_broker_t *self, zsock_t *rep, char tag, int64_t value)
@@ -761,15 +765,17 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         zsys_info ("broker: %s endpoint bound to %s", s_names [index],
                    self->endpoints [index]);
 
-    enum { SOURCE, RESULTS, PUBLISH, DISPATCH, PIPE };
+    //  Subscriptions are only logged, so they are read every
+    //  S_SUBSCRIPTIONS_MS rather than polled: one socket fewer in every
+    //  zmq_poll, on the path of every source's ack.
+    enum { SOURCE, RESULTS, DISPATCH, PIPE };
     zmq_pollitem_t items [] = {
         { zsock_resolve (self->source), 0, 0, 0 },
         { zsock_resolve (self->results), 0, ZMQ_POLLIN, 0 },
-        { zsock_resolve (self->publish), 0, ZMQ_POLLIN, 0 },
         { zsock_resolve (self->dispatch), 0, 0, 0 },
         { pipe ? zsock_resolve (pipe) : NULL, 0, ZMQ_POLLIN, 0 }
     };
-    int item_count = pipe ? 5 : 4;
+    int item_count = pipe ? 4 : 3;
     while (true) {
         int64_t now_ms = zclock_mono ();
         if (zsys_interrupted && !self->draining) {
@@ -785,6 +791,10 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 
         s_expire_leases (self, now_ms);
         s_push_pending (self, now_ms);
+        if (now_ms >= self->next_subscriptions_ms) {
+            s_read_subscriptions (self);
+            self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
+        }
         if (now_ms >= self->next_stats_ms) {
             s_log_stats (self, now_ms, false);
             self->next_stats_ms = now_ms + self->config.stats_s * 1000;
@@ -795,7 +805,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         items [SOURCE].events = s_window_open (self) ? ZMQ_POLLIN : 0;
         items [DISPATCH].events = s_first_ready (self, now_ms) ? ZMQ_POLLOUT : 0;
 
-        int64_t wake_ms = self->next_stats_ms;
+        int64_t wake_ms = self->next_stats_ms < self->next_subscriptions_ms ?
+                          self->next_stats_ms : self->next_subscriptions_ms;
         s_dispatch_t *oldest = (s_dispatch_t *) zlistx_first (self->leased);
         if (oldest && oldest->deadline_ms < wake_ms)
             wake_ms = oldest->deadline_ms;
@@ -812,8 +823,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 
         //  Poll only the items that ask for something: zmq_poll pays a
         //  system call or two per socket item, even for one without events.
-        zmq_pollitem_t active [5];
-        int polled [5], active_count = 0;
+        zmq_pollitem_t active [4];
+        int polled [4], active_count = 0;
         for (int index = 0; index < item_count; index++) {
             items [index].revents = 0;
             if (items [index].events) {
@@ -835,8 +846,6 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             s_serve (self, self->source, s_handle_source, true);
         if (items [RESULTS].revents & ZMQ_POLLIN)
             s_serve (self, self->results, s_handle_report, false);
-        if (items [PUBLISH].revents & ZMQ_POLLIN)
-            s_read_subscriptions (self);
         if (pipe && (items [PIPE].revents & ZMQ_POLLIN) && !s_handle_pipe (self, pipe))
             break;
     }

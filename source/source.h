@@ -3,11 +3,12 @@
 
     A source reads numbers from a seeded random generator or from a file (one
     decimal integer per line), packs `batch` of them per request behind an
-    I <request-id> record, and sends them on a REQ socket. It keeps up to
-    `pipeline` requests outstanding, one per REQ socket. A request whose ack
-    does not come within `timeout_ms` is resent on a new socket with the same
-    id (the Lazy Pirate pattern; the broker answers a repeated id from memory
-    instead of accepting it twice), `retries` times, then the source gives up.
+    I <request-id> record, and sends them through a pz_client: up to
+    `pipeline` requests outstanding on one DEALER socket, which the broker's
+    REP answers as it would a REQ. A request whose ack does not come within
+    `timeout_ms` is resent on a new connection with the same id (the Lazy
+    Pirate pattern; the broker answers a repeated id from memory instead of
+    accepting it twice), `retries` times, then the source gives up.
     =========================================================================
 */
 #ifndef PZ_SOURCE_H_INCLUDED
@@ -31,7 +32,7 @@ typedef struct {
     int64_t rate;               //  numbers per second, at most; 0: as fast as acks come
     int64_t timeout_ms;         //  wait this long for an ack before resending
     int64_t retries;            //  resends of one request before giving up
-    int64_t pipeline;           //  requests outstanding at once (REQ sockets)
+    int64_t pipeline;           //  requests outstanding at once, 1 to 64
     const char *acked_path;     //  if not NULL, every acknowledged number goes here
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_source_config_t;

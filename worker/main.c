@@ -1,8 +1,8 @@
 /*  =========================================================================
     playzmq-worker - tests numbers for the broker, on every core
 
-    Parses options, connects `--threads` workers (each its own PULL and REQ
-    pair, in its own zactor), waits for SIGINT/SIGTERM or a worker that gives
+    Parses options, connects `--threads` workers (each its own PULL and
+    DEALER pair, in its own zactor), waits for SIGINT/SIGTERM or a worker that gives
     up, then prints a summary. Exit 0 on a signal, 1 if a worker gave up or an
     endpoint is invalid, 2 for a bad flag. All the logic is in worker.c.
     =========================================================================

@@ -1,14 +1,13 @@
 /*  =========================================================================
     worker - pulls leased dispatches, tests every number, reports verdicts
 
-    A worker holds one PULL socket (dispatches from the broker) and one REQ
-    socket (reports to the broker). For each dispatch, I <id> + N records,
-    it sends one report, I <id> + one P or C record per number in the same
-    order, and waits for the broker's A; up to `pipeline` reports, each on
-    its own REQ socket, wait for their acks while the next dispatch is
-    tested. A missing ack is handled the Lazy
-    Pirate way: close the REQ socket, open a new one, send the same report
-    again, up to `retries` times; then the worker gives up. A report the
+    A worker holds one PULL socket (dispatches from the broker) and one
+    DEALER socket (reports to the broker, through a pz_client). For each
+    dispatch, I <id> + N records, it sends one report, I <id> + one P or C
+    record per number in the same order, and waits for the broker's A; up
+    to `pipeline` reports wait for their acks while the next dispatch is
+    tested. A missing ack is handled the Lazy Pirate way: a new connection,
+    the same reports again, up to `retries` times; then the worker gives up. A report the
     broker rejects with E is logged and dropped (the lease brings the work
     back if it was ours to do). The playzmq-worker program runs `threads`
     workers, each in its own zactor.
@@ -26,11 +25,11 @@ typedef struct _pz_worker_t pz_worker_t;
 
 typedef struct {
     const char *dispatch;       //  PULL endpoint: the broker's dispatch PUSH
-    const char *results;        //  REQ endpoint: the broker's results REP
+    const char *results;        //  the broker's results REP endpoint
     int64_t timeout_ms;         //  wait this long for an ack before retrying
     int64_t retries;            //  resends of one report before giving up
     int64_t prefetch;           //  dispatches queued in this worker, at most (RCVHWM)
-    int64_t pipeline;           //  reports waiting for their acks at once (REQ sockets)
+    int64_t pipeline;           //  reports waiting for their acks at once, 1 to 64
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_worker_config_t;
 
