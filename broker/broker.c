@@ -18,11 +18,13 @@
          back to the front of `pending` with the same id and contents;
       5. the first valid report for the id publishes its P and C records and
          frees the dispatch; later reports for it are counted as duplicates.
-    Step 3 is the adaptive batching: while the workers keep up, `pending` is
-    empty when a message comes and every message is pushed on its own, at
-    once; when they fall behind, the messages that wait merge, and the
-    workers, the reports and the broker's bookkeeping pay per 4096 numbers
-    instead of per message. No timer, so no latency is added.
+    Step 3 is the adaptive batching: when the workers fall behind, the
+    messages that wait for them merge, and the workers, the reports and the
+    broker's bookkeeping pay per 4096 numbers instead of per message. A
+    dispatch that could go at once still waits up to --coalesce-ms for
+    company (10 ms by default; 0 pushes at once): at one number per message
+    that turns a dispatch, a report, an ack and a publication per number
+    into one per hundred, at the price of that much verdict latency.
     Dispatch ids carry the broker incarnation in their high bits, so a report
     meant for an earlier broker process is recognised as never issued here.
     =========================================================================
