@@ -275,17 +275,7 @@ class Bench:
                 "--seed", index + 1]) for index in range(sources)]
             procs += source_procs
             end = self.wait_end(sink_proc if sink else None, source_procs)
-            cpu_usage(run, procs, cpu0, t0, end)
-            run["broker_hwm_kib"] = proc_status(broker.pid, "VmHWM")
-            if perf:
-                perf.stop(grace=30)
-            if end is None:
-                run["error"] = "timed out"
-                end = time.monotonic()
-            run["seconds"] = end - t0
-            run["rate"] = total / run["seconds"]
-            for proc in procs:
-                proc.stop()
+            self.finish(run, procs, broker, cpu0, t0, end, total, perf)
             acked, p50s, p99s, src_rates = 0, [], [], []
             for source in source_procs:
                 m = re.search(r"sent (\d+), acked (\d+) in ([\d.]+) s \((\d+) numbers/s\); "
@@ -329,6 +319,22 @@ class Bench:
             for proc in procs:
                 proc.stop()
         return self.record(run)
+
+    def finish(self, run, procs, broker, cpu0, t0, end, count, perf=None):
+        """The measuring tail both pipelines share: each role's CPU and the
+        broker's peak memory at `end` (None: timed out), the rate, then
+        every process stopped."""
+        cpu_usage(run, procs, cpu0, t0, end)
+        run["broker_hwm_kib"] = proc_status(broker.pid, "VmHWM")
+        if perf:
+            perf.stop(grace=30)
+        if end is None:
+            run["error"] = "timed out"
+            end = time.monotonic()
+        run["seconds"] = end - t0
+        run["rate"] = count / run["seconds"]
+        for proc in procs:
+            proc.stop()
 
     def wait_end(self, sink, sources):
         """Time of the sink's exit (or of the last source's without a sink);
@@ -382,15 +388,7 @@ class Bench:
                                           "--count", count, "--batch", batch, "--seed", 1])
             procs.append(source)
             end = self.wait_end(sink, [source])
-            cpu_usage(run, procs, cpu0, t0, end)
-            run["broker_hwm_kib"] = proc_status(broker.pid, "VmHWM")
-            if end is None:
-                run["error"] = "timed out"
-                end = time.monotonic()
-            run["seconds"] = end - t0
-            run["rate"] = count / run["seconds"]
-            for proc in procs:
-                proc.stop()
+            self.finish(run, procs, broker, cpu0, t0, end, count)
             m = re.search(r"(\d+) verdicts \(P (\d+)", sink.output())
             run["verdicts"] = int(m.group(1)) if m else 0
             run["primes"] = int(m.group(2)) if m else None
