@@ -1,35 +1,40 @@
 /*  =========================================================================
     broker - accepts numbers from sources, leases them to workers, publishes
-             numbers and verdicts to sinks
+             numbers and verdicts to sinks, and keeps them in a journal
 
     One thread, one zmq_poll loop. zmq_poll rather than zpoller because the
     broker must also wait for its PUSH socket to become writable (POLLOUT)
     and must stop polling the source socket when its window is full; zpoller
     can do neither.
 
-    The life of a source message:
-      1. read on the source REP, validated, acknowledged with A <count>;
-      2. published unchanged (minus any leading I record) as an N message;
-      3. its N records are appended to the dispatch at the end of `pending`
-         if that one was never pushed and has room (4096 numbers at most),
-         or start a new dispatch, I <dispatch-id> + N records;
-      4. a dispatch is pushed when PUSH can take it without blocking, moved
-         to `leased` with a deadline; if the deadline passes first it goes
-         back to the front of `pending` with the same id and contents;
-      5. the first valid report for the id publishes its P and C records and
-         frees the dispatch; later reports for it are counted as duplicates.
-    Step 3 is the adaptive batching: when the workers fall behind, the
-    messages that wait for them merge, and the workers, the reports and the
-    broker's bookkeeping pay per 4096 numbers instead of per message. A
-    dispatch that could go at once still waits up to --coalesce-ms for
-    company (10 ms by default; 0 pushes at once): at one number per message
-    that turns a dispatch, a report, an ack and a publication per number
-    into one per hundred, at the price of that much verdict latency.
-    Dispatch ids carry the broker incarnation in their high bits, so a report
-    meant for an earlier broker process is recognised as never issued here.
+    Each turn of the loop:
+      1. expires leases and pushes what is ready (leases.c);
+      2. reads a burst of source requests and of worker reports into a
+         batch; each accepted request and each first valid report gets its
+         publications built, with sequence numbers, and appended to the
+         journal; anything refused is answered at once;
+      3. commits the journal: one write and one sync for the whole batch;
+      4. then, and only then, acknowledges, publishes, hands the accepted
+         numbers to the leases and completes the reported dispatches. If the
+         commit failed (a full disk), every item of the batch is refused with
+         E 9 instead, the sequence numbers are taken back, and the sources
+         and workers send them again later.
+    Without a journal step 3 does nothing and the order is the same, so the
+    two modes differ by one sync per turn.
+
+    The source and results endpoints are ROUTERs that answer as REP sockets
+    would (request.h): a REP socket cannot read a second request before it
+    answered the first, and step 4 answers a whole batch at once.
     =========================================================================
 */
 #include "broker.h"
+#include "history.h"
+#include "idtable.h"
+#include "journal.h"
+#include "leases.h"
+#include "publication.h"
+#include "recent.h"
+#include "request.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -37,192 +42,112 @@
 
 //  Dispatch ids are (incarnation << S_SEQUENCE_BITS) + sequence.
 #define S_SEQUENCE_BITS     40
-#define S_BURST             64      //  messages read per socket per poll
+#define S_BURST             64      //  requests and reports read per turn, each
 #define S_SUBSCRIPTIONS_MS  50      //  how often sinks' subscriptions are read
+#define S_RETAIN_MS         1000    //  how often journal retention runs
+#define S_ENDPOINTS         5
+#define S_BATCHES           8       //  batches written and waiting for their
+                                    //  sync, with the one being filled
+#define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
 
-//  Numbers on their way through the workers, from one or more source
-//  messages. Until its first push a dispatch is a draft that can grow; the
-//  push seals it into `wire`, whose bytes never change after.
+//  What one worker (by name, all its threads) did, for the stats.
 typedef struct {
-    int64_t id;                 //  dispatch id; also the key in `outstanding`
-    size_t count;               //  N records in the dispatch
-    size_t messages;            //  source messages its numbers came in
-    uint8_t *draft;             //  I <id> + N records, until sealed; else NULL
-    size_t draft_capacity;      //  bytes allocated for draft
-    int64_t created_ms;         //  zclock_mono time the draft was started
-    zmq_msg_t wire;             //  I <id> + N records once sealed (shared on send)
-    int64_t deadline_ms;        //  lease end, zclock_mono time, while leased
-    void *handle;               //  our node in `pending` or `leased`
-    bool leased;                //  true in `leased`, false in `pending`
-    unsigned pushes;            //  times pushed to workers so far
-} s_dispatch_t;
+    char name [256];            //  its name, or a hex form of an unnamed peer's id
+    uint64_t numbers;           //  numbers whose verdicts it was first to report
+    uint64_t reports;           //  reports of its that published verdicts
+    uint64_t duplicates;        //  numbers it reported after someone else
+    uint64_t rejected;          //  reports of its answered with E
+    uint64_t numbers_at_stats;  //  numbers when stats were last logged
+    int64_t last_seen_ms;       //  zclock_mono of its latest report
+} s_worker_t;
 
-//  Recent source request ids and the count each was acknowledged with, so
-//  that a retried request is answered again instead of accepted twice.
-//  A ring gives first-in-first-out eviction; the hash finds an id.
+//  One request or report read in this turn, answered after the commit.
+typedef enum {
+    S_ACCEPT,                   //  a source request accepted, if the commit works
+    S_VERDICT,                  //  a first valid report, if the commit works
+    S_ECHO                      //  a retried request or a repeated report whose
+                                //  first copy is in this batch: same fate
+} s_kind_t;
+
 typedef struct {
-    int64_t id;                 //  request id; key in `recent_index`
-    int64_t acked;              //  count sent in its A record
-} s_recent_t;
+    s_kind_t kind;              //  what the item is
+    pz_request_t request;       //  the request or report, with its envelope
+    bool from_source;           //  on the source endpoint (else results)
+    int64_t request_id;         //  S_ACCEPT: its I record, 0 if none
+    size_t count;               //  numbers in it, for the A record
+    int64_t seq;                //  S_ACCEPT: sequence number of its N publication
+    pz_lease_t *lease;          //  S_VERDICT, S_ECHO of a report: the dispatch
+    s_worker_t *worker;         //  a report's sender
+    bool answered;              //  a report acknowledged once written
+    zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if none)
+} s_item_t;
+
+//  The items of one turn, written to the journal together and settled
+//  together once the sync that covers them is done.
+typedef struct {
+    s_item_t items [2 * S_BURST];   //  requests and reports, in the order read
+    size_t count;               //  items in use
+    uint64_t numbers;           //  numbers accepted in it
+    int64_t seq_before;         //  next_seq before its first item
+    int64_t tag_seq_before [3]; //  tag_seq before its first item
+    int64_t seq_after;          //  next_seq after its last item
+    int64_t tag_seq_after [3];  //  tag_seq after its last item
+    uint64_t ticket;            //  its write's number: durable once a sync
+                                //  of that ticket or a later one is done
+} s_batch_t;
 
 struct _pz_broker_t {
     pz_broker_config_t config;  //  copy of the configuration (strings owned below)
-    char *binds [4];            //  owned copies of the four bind endpoints
-    char *endpoints [4];        //  resolved endpoints, same order
-    zsock_t *source;            //  REP: sources hand in N records
-    zsock_t *publish;           //  XPUB: N, P and C messages to sinks
+    char *binds [S_ENDPOINTS];  //  owned copies of the five bind endpoints
+    char *endpoints [S_ENDPOINTS];  //  resolved endpoints, same order
+    char *journal_dir;          //  owned copy of config.journal_dir, or NULL
+    zsock_t *source;            //  ROUTER: sources hand in N records
+    zsock_t *publish;           //  XPUB: N, P and C publications to sinks
     zsock_t *dispatch;          //  PUSH: I + N messages to workers
-    zsock_t *results;           //  REP: workers report I + P/C records
-    zhashx_t *outstanding;      //  dispatch id -> s_dispatch_t, owns them
-    zlistx_t *pending;          //  dispatches waiting for a worker, first out first
-    zlistx_t *leased;           //  pushed dispatches, earliest deadline first
-    s_dispatch_t *open;         //  the last of `pending` if never pushed: new
-                                //  numbers join it while it has room; or NULL
-    uint64_t inflight_messages; //  source messages accepted and not reported
-    s_recent_t *recent;         //  ring of config.recent_requests entries
-    size_t recent_next;         //  ring slot the next request id goes into
-    zhashx_t *recent_index;     //  request id -> s_recent_t in the ring
-    int64_t id_base;            //  this incarnation's ids are id_base + sequence
-    int64_t next_sequence;      //  sequence of the next dispatch, from 1
+    zsock_t *results;           //  ROUTER: workers report I + P/C records
+    pz_history_shared_t shared; //  what the history thread reads
+    zactor_t *history;          //  the history endpoint, in its own thread
+    pz_journal_t *journal;      //  what was accepted and decided, or NULL
+    pz_leases_t *leases;        //  dispatches waiting for workers or leased
+    pz_recent_t *recent;        //  acks of recent request ids
+    zhashx_t *workers;          //  worker name -> s_worker_t, owns them
+    int64_t next_seq;           //  sequence number of the next publication
+    int64_t first_seq;          //  next_seq when this process started
+    int64_t tag_seq [3];        //  last tag-seq of N, P, C published
+    s_batch_t batches [S_BATCHES];  //  a ring: written batches waiting for
+                                //  their sync, oldest first, then the one
+                                //  being filled
+    size_t batch_first;         //  ring index of the oldest
+    size_t batch_waiting;       //  written batches waiting for their sync
+    uint64_t tickets_written;   //  journal writes so far
+    uint64_t tickets_synced;    //  of those, how many a sync covered
+    bool sync_running;          //  the syncer is at work
+    int64_t sync_position;      //  pz_journal_written when it started
+    zactor_t *syncer;           //  syncs the journal, so the loop never waits
+    bool journal_failing;       //  the last commit failed (logged once)
     bool draining;              //  interrupted: no new numbers, finish the rest
     int64_t drain_deadline_ms;  //  when draining gives up
     int64_t started_ms;         //  zclock_mono at start, for numbers/s
     int64_t next_stats_ms;      //  when stats are logged next
     int64_t next_subscriptions_ms;  //  when subscriptions are read next
+    int64_t next_retain_ms;     //  when journal retention runs next
     uint64_t results_at_stats;  //  stats.results when stats were last logged
     int64_t last_stats_ms;      //  when stats were last logged
     pz_broker_stats_t stats;    //  the counters
 };
 
-static const char *s_names [4] = { "source", "publish", "dispatch", "results" };
+static void s_batch_clear (s_batch_t *batch);
+static void s_syncer (zsock_t *pipe, void *args);
 
+static const char *s_names [S_ENDPOINTS] = {
+    "source", "publish", "dispatch", "results", "history"
+};
 
-//  --------------------------------------------------------------------------
-//  Keys are pointers to int64_t ids held inside the items themselves, so the
-//  hash tables neither copy nor free keys.
-
-static size_t
-s_id_hash (const void *key)
-{
-    uint64_t bits = (uint64_t) *(const int64_t *) key;
-    //  splitmix64 finaliser: ids are sequential, spread them over buckets.
-    bits = (bits ^ (bits >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    bits = (bits ^ (bits >> 27)) * 0x94d049bb133111ebULL;
-    return (size_t) (bits ^ (bits >> 31));
-}
-
+//  Index of a published tag in tag_seq and the history's shared state.
 static int
-s_id_compare (const void *left, const void *right)
+s_tag_index (char tag)
 {
-    int64_t a = *(const int64_t *) left;
-    int64_t b = *(const int64_t *) right;
-    return (a > b) - (a < b);
-}
-
-static zhashx_t *
-s_id_table_new (zhashx_destructor_fn *destructor)
-{
-    zhashx_t *table = zhashx_new ();
-    assert (table);
-    zhashx_set_key_hasher (table, s_id_hash);
-    zhashx_set_key_comparator (table, s_id_compare);
-    zhashx_set_key_duplicator (table, NULL);
-    zhashx_set_key_destructor (table, NULL);
-    zhashx_set_destructor (table, destructor);
-    return table;
-}
-
-
-//  --------------------------------------------------------------------------
-//  Creates a draft dispatch of count N records copied from records, id
-//  first. Caller owns return value.
-//
-//  A copy on purpose: a received message may sit inside a receive buffer
-//  that libzmq shares among several messages, and a dispatch can live for
-//  seconds; holding the message itself would pin that whole buffer for as
-//  long, and with a full window of small messages, tens of megabytes.
-
-static s_dispatch_t *
-s_dispatch_new (int64_t id, const uint8_t *records, size_t count)
-{
-    s_dispatch_t *self = (s_dispatch_t *) zmalloc (sizeof (s_dispatch_t));
-    assert (self);
-    self->id = id;
-    self->count = count;
-    self->messages = 1;
-    self->draft_capacity = PZ_RECORD_SIZE * (count + 1);
-    self->draft = (uint8_t *) malloc (self->draft_capacity);
-    assert (self->draft);
-    pz_record_encode (self->draft, PZ_TAG_ID, id);
-    memcpy (self->draft + PZ_RECORD_SIZE, records, PZ_RECORD_SIZE * count);
-    return self;
-}
-
-//  Appends the count N records at records to a draft, growing it by
-//  doubling (so merging k messages copies each byte O(1) times).
-
-static void
-s_dispatch_append (s_dispatch_t *self, const uint8_t *records, size_t count)
-{
-    assert (self->draft && self->count + count <= PZ_RECORDS_MAX);
-    size_t size = PZ_RECORD_SIZE * (self->count + 1);
-    size_t needed = size + PZ_RECORD_SIZE * count;
-    if (needed > self->draft_capacity) {
-        size_t capacity = self->draft_capacity * 2;
-        capacity = capacity < needed ? needed : capacity;
-        capacity = capacity > PZ_MESSAGE_MAX ? PZ_MESSAGE_MAX : capacity;
-        self->draft = (uint8_t *) realloc (self->draft, capacity);
-        assert (self->draft);
-        self->draft_capacity = capacity;
-    }
-    memcpy (self->draft + size, records, PZ_RECORD_SIZE * count);
-    self->count += count;
-    self->messages++;
-}
-
-//  libzmq calls this when the last message sharing a sealed buffer closes.
-static void
-s_free_buffer (void *data, void *hint)
-{
-    (void) hint;
-    free (data);
-}
-
-//  Seals a draft: hands its buffer to `wire`, without copying. libzmq
-//  counts the references of the copies we send and frees it after the last.
-
-static void
-s_dispatch_seal (s_dispatch_t *self)
-{
-    assert (self->draft);
-    size_t size = PZ_RECORD_SIZE * (self->count + 1);
-    //  Give back what doubling over-allocated; shrinking stays in place.
-    uint8_t *data = (uint8_t *) realloc (self->draft, size);
-    data = data ? data : self->draft;
-    int rc = zmq_msg_init_data (&self->wire, data, size, s_free_buffer, NULL);
-    assert (rc == 0);
-    self->draft = NULL;
-}
-
-//  Returns the bytes of a dispatch, draft or sealed: I <id> + N records.
-static const uint8_t *
-s_dispatch_data (s_dispatch_t *self)
-{
-    return self->draft ? self->draft : (const uint8_t *) zmq_msg_data (&self->wire);
-}
-
-static void
-s_dispatch_destroy (void **item_p)
-{
-    s_dispatch_t *self = (s_dispatch_t *) *item_p;
-    if (self) {
-        if (self->draft)
-            free (self->draft);
-        else
-            zmq_msg_close (&self->wire);
-        free (self);
-        *item_p = NULL;
-    }
+    return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1 : 2;
 }
 
 
@@ -238,8 +163,9 @@ pz_broker_config_init (pz_broker_config_t *config)
         .publish_bind = "tcp://*:5556",
         .dispatch_bind = "tcp://*:5557",
         .results_bind = "tcp://*:5558",
+        .history_bind = "tcp://*:5559",
         .max_inflight = 1048576,
-        .max_dispatches = 16384,
+        .max_messages = 16384,
         .lease_ms = 5000,
         .coalesce_ms = 10,
         .drain_ms = 1000,
@@ -252,29 +178,103 @@ pz_broker_config_init (pz_broker_config_t *config)
 
 
 //  --------------------------------------------------------------------------
-//  Creates a broker and binds its four endpoints; NULL if any bind fails.
+//  Recovery: the journal's unfinished work comes back as if just accepted.
+
+static void
+s_recover_pending (void *arg, int64_t seq, int64_t request_id,
+                   const uint8_t *records, size_t count)
+{
+    (void) request_id;
+    pz_broker_t *self = (pz_broker_t *) arg;
+    pz_leases_add (self->leases, records, count, seq, zclock_mono ());
+    self->stats.recovered += count;
+}
+
+static void
+s_recover_recent (void *arg, int64_t request_id, int64_t count)
+{
+    pz_recent_store (((pz_broker_t *) arg)->recent, request_id, count);
+}
+
+//  Opens the journal and reads it back. Returns false after logging if it
+//  cannot be used.
+static bool
+s_journal_open (pz_broker_t *self)
+{
+    pz_journal_config_t config;
+    pz_journal_config_init (&config);
+    config.dir = self->journal_dir;
+    config.retain_bytes = self->config.retain_bytes;
+    config.retain_s = self->config.retain_s;
+    config.recent_requests = self->config.recent_requests;
+    char *error = NULL;
+    self->journal = pz_journal_open (&config, &error);
+    if (!self->journal) {
+        zsys_error ("broker: cannot use journal %s: %s", self->journal_dir,
+                    error ? error : "unknown error");
+        zstr_free (&error);
+        return false;
+    }
+    self->next_seq = pz_journal_next_seq (self->journal);
+    for (int index = 0; index < 3; index++)
+        self->tag_seq [index] = pz_journal_tag_seq (self->journal, "NPC" [index]);
+    pz_journal_take_recent (self->journal, (size_t) self->config.recent_requests,
+                            s_recover_recent, self);
+    pz_journal_take_pending (self->journal, s_recover_pending, self);
+    zsys_info ("broker: journal %s: publications continue at sequence number %"
+               PRId64 "; %" PRIu64 " acknowledged numbers without verdict "
+               "dispatched again", self->journal_dir, self->next_seq,
+               self->stats.recovered);
+    return true;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Creates a broker: journal first (a damaged one stops us before anything
+//  is bound), then the five endpoints; NULL if anything fails.
 
 pz_broker_t *
 pz_broker_new (const pz_broker_config_t *config)
 {
     assert (config);
-    assert (config->max_inflight > 0 && config->max_dispatches > 0);
+    assert (config->max_inflight > 0 && config->max_messages > 0);
     assert (config->lease_ms > 0);
     assert (config->recent_requests > 0);
     pz_broker_t *self = (pz_broker_t *) zmalloc (sizeof (pz_broker_t));
     assert (self);
     self->config = *config;
-    const char *binds [4] = {
-        config->source_bind, config->publish_bind,
-        config->dispatch_bind, config->results_bind
+    const char *binds [S_ENDPOINTS] = {
+        config->source_bind, config->publish_bind, config->dispatch_bind,
+        config->results_bind, config->history_bind
     };
-    for (int index = 0; index < 4; index++)
+    for (int index = 0; index < S_ENDPOINTS; index++)
         self->binds [index] = strdup (binds [index]);
+    self->journal_dir = config->journal_dir ? strdup (config->journal_dir) : NULL;
 
-    //  Publishing keeps a small linger so the last verdicts reach sinks on a
-    //  clean exit; the REP sockets need none (an unsent ack is retried).
+    //  An incarnation from the start time and pid, so that dispatch ids
+    //  from an earlier broker process are not taken for ours.
+    uint64_t seed = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 20);
+    int64_t incarnation = 1 + (int64_t) (pz_idtable_mix (seed)
+                              % ((UINT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1));
+    self->leases = pz_leases_new (incarnation << S_SEQUENCE_BITS,
+                                  config->lease_ms, config->coalesce_ms);
+    self->recent = pz_recent_new ((size_t) config->recent_requests);
+    self->workers = zhashx_new ();
+    assert (self->workers);
+    zhashx_set_destructor (self->workers, (zhashx_destructor_fn *) zstr_free);
+    self->next_seq = 1;
+    if (self->journal_dir && !s_journal_open (self)) {
+        pz_broker_destroy (&self);
+        return NULL;
+    }
+    if (self->journal)
+        self->syncer = zactor_new (s_syncer, NULL);
+    self->first_seq = self->next_seq;
+
+    //  The request endpoints reply from ROUTERs; publishing keeps a small
+    //  linger so the last verdicts reach sinks on a clean exit.
     pz_sockopts_t opts = config->sockopts;
-    self->source = pz_sock_open (ZMQ_REP, "source REP", self->binds [0], true, &opts);
+    self->source = pz_sock_open (ZMQ_ROUTER, "source ROUTER", self->binds [0], true, &opts);
     //  Sinks' and workers' receive queues fill, so no ZMTP heartbeats on
     //  those connections (sock.h): TCP keepalive finds dead ones there.
     pz_sockopts_t queued_opts = opts;
@@ -282,14 +282,32 @@ pz_broker_new (const pz_broker_config_t *config)
     queued_opts.linger_ms = 500;
     queued_opts.sndhwm = (int) config->publish_hwm;
     self->publish = self->source ?
-        pz_sock_open (ZMQ_XPUB, "publish PUB", self->binds [1], true, &queued_opts) : NULL;
+        pz_sock_open (ZMQ_XPUB, "publish XPUB", self->binds [1], true, &queued_opts) : NULL;
     queued_opts.linger_ms = 0;
     queued_opts.sndhwm = -1;            //  libzmq's default for the dispatch PUSH
     self->dispatch = self->publish ?
         pz_sock_open (ZMQ_PUSH, "dispatch PUSH", self->binds [2], true, &queued_opts) : NULL;
     self->results = self->dispatch ?
-        pz_sock_open (ZMQ_REP, "results REP", self->binds [3], true, &opts) : NULL;
-    if (!self->results) {
+        pz_sock_open (ZMQ_ROUTER, "results ROUTER", self->binds [3], true, &opts) : NULL;
+    if (self->results) {
+        //  A worker whose connection broke comes back under the same name:
+        //  the new connection takes it over.
+        zsock_set_router_handover (self->results, 1);
+        atomic_store (&self->shared.durable_seq, self->next_seq - 1);
+        for (int index = 0; index < 3; index++)
+            atomic_store (&self->shared.tag_seq [index], self->tag_seq [index]);
+        atomic_store (&self->shared.tick_ms, zclock_mono ());
+        pz_history_config_t history = {
+            .bind = self->binds [4], .journal_dir = self->journal_dir,
+            .shared = &self->shared, .sockopts = opts
+        };
+        //  zactor_new waits for the actor's signal; an actor that could not
+        //  bind answers ENDPOINT with an empty string.
+        self->history = zactor_new (pz_history_actor, &history);
+        zstr_send (self->history, "ENDPOINT");
+        self->endpoints [4] = zstr_recv (self->history);
+    }
+    if (!self->endpoints [4] || !*self->endpoints [4]) {
         pz_broker_destroy (&self);
         return NULL;
     }
@@ -299,22 +317,6 @@ pz_broker_new (const pz_broker_config_t *config)
     zsock_t *socks [4] = { self->source, self->publish, self->dispatch, self->results };
     for (int index = 0; index < 4; index++)
         self->endpoints [index] = zsock_last_endpoint (socks [index]);
-
-    self->outstanding = s_id_table_new (s_dispatch_destroy);
-    self->pending = zlistx_new ();
-    self->leased = zlistx_new ();
-    self->recent = (s_recent_t *) calloc ((size_t) config->recent_requests,
-                                          sizeof (s_recent_t));
-    self->recent_index = s_id_table_new (NULL);
-    assert (self->pending && self->leased && self->recent);
-
-    //  An incarnation from the start time and pid, so that ids from an
-    //  earlier broker process are not taken for ours.
-    uint64_t seed = (uint64_t) zclock_time () ^ ((uint64_t) getpid () << 20);
-    int64_t incarnation = 1 + (int64_t) (s_id_hash (&seed)
-                              % ((UINT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1));
-    self->id_base = incarnation << S_SEQUENCE_BITS;
-    self->next_sequence = 1;
     return self;
 }
 
@@ -329,302 +331,477 @@ pz_broker_destroy (pz_broker_t **self_p)
     pz_broker_t *self = *self_p;
     if (!self)
         return;
-    zhashx_destroy (&self->recent_index);
-    free (self->recent);
-    zlistx_destroy (&self->leased);
-    zlistx_destroy (&self->pending);
-    zhashx_destroy (&self->outstanding);
-    for (int index = 0; index < 4; index++) {
-        zstr_free (&self->endpoints [index]);
-        zstr_free (&self->binds [index]);
-    }
+    zactor_destroy (&self->history);
+    //  Batches still waiting for a sync were never acknowledged: drop them.
+    for (size_t batch = 0; batch < S_BATCHES; batch++)
+        s_batch_clear (&self->batches [batch]);
+    zactor_destroy (&self->syncer);
     zsock_destroy (&self->results);
     zsock_destroy (&self->dispatch);
     zsock_destroy (&self->publish);
     zsock_destroy (&self->source);
+    pz_journal_destroy (&self->journal);
+    zhashx_destroy (&self->workers);
+    pz_recent_destroy (&self->recent);
+    pz_leases_destroy (&self->leases);
+    for (int index = 0; index < S_ENDPOINTS; index++) {
+        zstr_free (&self->endpoints [index]);
+        zstr_free (&self->binds [index]);
+    }
+    zstr_free (&self->journal_dir);
     free (self);
     *self_p = NULL;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Replies one record on a REP socket, without blocking. A REQ peer has one
-//  request outstanding, our sources and workers at most 64 (pz_client),
-//  far below the 1000 replies a pipe holds; a peer that sends more without
-//  reading loses replies, and only it.
+//  Answers a request at once with one record, counting errors.
 
 static void
-s_reply (pz_broker_t *self, zsock_t *rep, char tag, int64_t value)
+s_reply (pz_broker_t *self, pz_request_t *request, zsock_t *router,
+         char tag, int64_t value)
 {
-    if (tag == PZ_TAG_ERROR)
+    if (tag == PZ_TAG_ERROR && value >= 0 && value <= PZ_ERR_MAX)
         self->stats.errors [value]++;
-    if (pz_sock_send_record (rep, tag, value) != 0)
-        zsys_warning ("broker: reply lost (%s): peer gone?", zmq_strerror (zmq_errno ()));
+    if (pz_request_reply_record (request, zsock_resolve (router), tag, value) != 0
+    &&  pz_log_verbose ())
+        zsys_debug ("broker: reply lost (%s): peer gone?", zmq_strerror (zmq_errno ()));
 }
 
-//  Publishes size bytes at data as one message. PUB never blocks: a sink
-//  that cannot keep up loses messages at its high-water mark.
+//  Builds one publication of count records at records (the data records,
+//  of one tag) into message, with the next sequence numbers.
 static void
-s_publish (pz_broker_t *self, const void *data, size_t size)
+s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
+                     const uint8_t *records, size_t count)
 {
-    if (size > 0)
-        zmq_send (zsock_resolve (self->publish), data, size, ZMQ_DONTWAIT);
+    size_t size = count * PZ_RECORD_SIZE;
+    zmq_msg_init_size (message, size + PZ_TRAILER_SIZE);
+    uint8_t *data = (uint8_t *) zmq_msg_data (message);
+    memcpy (data, records, size);
+    pz_publication_trailer (data + size, self->next_seq++,
+                            ++self->tag_seq [s_tag_index (tag)]);
 }
 
-
-//  --------------------------------------------------------------------------
-//  Remembers the ack of a source request id, evicting the oldest.
-
-static void
-s_recent_store (pz_broker_t *self, int64_t id, int64_t acked)
+//  Returns the batch being filled: the one after those waiting for sync.
+static s_batch_t *
+s_current (pz_broker_t *self)
 {
-    s_recent_t *slot = &self->recent [self->recent_next];
-    if (slot->id != 0)
-        zhashx_delete (self->recent_index, &slot->id);
-    slot->id = id;
-    slot->acked = acked;
-    zhashx_insert (self->recent_index, &slot->id, slot);
-    self->recent_next = (self->recent_next + 1) % (size_t) self->config.recent_requests;
+    return &self->batches [(self->batch_first + self->batch_waiting) % S_BATCHES];
 }
 
-
-//  --------------------------------------------------------------------------
-//  Handles one message on the source REP, already received into message.
-
-static void
-s_handle_source (pz_broker_t *self, zmq_msg_t *message)
+//  Returns an item waiting for its commit (in the batch being filled or
+//  one written and not yet synced) that accepts request id or completes
+//  lease (the other given as 0 or NULL), or NULL.
+static s_item_t *
+s_find_waiting (pz_broker_t *self, int64_t request_id, pz_lease_t *lease)
 {
-    if (zmq_msg_more (message)) {
-        pz_sock_drain_frames (zsock_resolve (self->source));
-        s_reply (self, self->source, PZ_TAG_ERROR, PZ_ERR_MULTIPART);
-        return;
+    for (size_t batch = 0; batch <= self->batch_waiting; batch++) {
+        s_batch_t *items = &self->batches [(self->batch_first + batch) % S_BATCHES];
+        for (size_t index = 0; index < items->count; index++) {
+            s_item_t *item = &items->items [index];
+            if ((request_id && item->kind == S_ACCEPT && item->request_id == request_id)
+            ||  (lease && item->kind == S_VERDICT && item->lease == lease))
+                return item;
+        }
     }
-    const uint8_t *data = (const uint8_t *) zmq_msg_data (message);
-    size_t size = zmq_msg_size (message);
-    pz_error_t error = pz_record_check (data, size, "NI");
+    return NULL;
+}
+
+//  Returns a fresh item at the end of the batch being filled, holding the
+//  request's frames.
+static s_item_t *
+s_batch_add (pz_broker_t *self, pz_request_t *request, bool from_source, s_kind_t kind)
+{
+    s_batch_t *batch = s_current (self);
+    assert (batch->count < 2 * S_BURST);
+    if (batch->count == 0) {
+        batch->numbers = 0;
+        batch->seq_before = self->next_seq;
+        memcpy (batch->tag_seq_before, self->tag_seq, sizeof self->tag_seq);
+    }
+    s_item_t *item = &batch->items [batch->count++];
+    memset (item, 0, sizeof *item);
+    item->kind = kind;
+    pz_request_move (&item->request, request);
+    item->from_source = from_source;
+    zmq_msg_init (&item->publications [0]);
+    zmq_msg_init (&item->publications [1]);
+    return item;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Takes one source request into the batch, or answers it at once.
+
+static void
+s_take_request (pz_broker_t *self, pz_request_t *request)
+{
+    const uint8_t *data = pz_request_data (request);
+    size_t size = pz_request_size (request);
+    pz_error_t error = request->error != PZ_OK ? request->error
+                     : pz_record_check (data, size, "NI");
     if (error != PZ_OK) {
         zsys_warning ("broker: rejected source message of %zu bytes: %s",
                       size, pz_error_str (error));
-        s_reply (self, self->source, PZ_TAG_ERROR, error);
+        s_reply (self, request, self->source, PZ_TAG_ERROR, error);
         return;
     }
     //  An optional leading I record names the request, for safe retries.
     bool has_id = pz_record_tag (data) == PZ_TAG_ID;
     int64_t request_id = has_id ? pz_record_value (data) : 0;
-    if (has_id) {
-        s_recent_t *seen = (s_recent_t *) zhashx_lookup (self->recent_index, &request_id);
-        if (seen) {
-            self->stats.retries++;
-            s_reply (self, self->source, PZ_TAG_ACK, seen->acked);
-            return;
-        }
+    int64_t acked;
+    if (has_id && pz_recent_lookup (self->recent, request_id, &acked)) {
+        self->stats.retries++;
+        s_reply (self, request, self->source, PZ_TAG_ACK, acked);
+        return;
     }
-    //  Accepted: the ack goes first, since the source is waiting for it
-    //  and nothing below can fail.
     size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
-    s_reply (self, self->source, PZ_TAG_ACK, (int64_t) count);
-
-    //  Publish the N records: a message without an id goes out as it came,
-    //  sharing its buffer (PUB passes it on at once); one with an id needs
-    //  the records without it, which takes a copy.
-    const uint8_t *records = data + (has_id ? PZ_RECORD_SIZE : 0);
-    if (has_id)
-        s_publish (self, records, count * PZ_RECORD_SIZE);
-    else {
-        zmq_msg_t shared;
-        zmq_msg_init (&shared);
-        zmq_msg_copy (&shared, message);    //  by reference, not by value
-        if (zmq_msg_send (&shared, zsock_resolve (self->publish), ZMQ_DONTWAIT) == -1)
-            zmq_msg_close (&shared);
-    }
-    //  Join the draft waiting for a worker, if there is one with room;
-    //  otherwise this message starts the next dispatch.
-    if (self->open && self->open->count + count <= PZ_RECORDS_MAX)
-        s_dispatch_append (self->open, records, count);
-    else {
-        s_dispatch_t *dispatch =
-            s_dispatch_new (self->id_base + self->next_sequence++, records, count);
-        dispatch->created_ms = zclock_mono ();
-        zhashx_insert (self->outstanding, &dispatch->id, dispatch);
-        dispatch->handle = zlistx_add_end (self->pending, dispatch);
-        self->open = dispatch;
-    }
-    self->inflight_messages++;
-    self->stats.inflight += count;
-    self->stats.accepted += count;
-    self->stats.requests++;
-    if (has_id)
-        s_recent_store (self, request_id, (int64_t) count);
+    s_item_t *first = has_id ? s_find_waiting (self, request_id, NULL) : NULL;
+    s_item_t *item = s_batch_add (self, request, true, first ? S_ECHO : S_ACCEPT);
+    item->count = count;
+    if (first)
+        return;                 //  answered as its first copy is
+    data = pz_request_data (&item->request);    //  moved with the frames
+    item->request_id = request_id;
+    item->seq = self->next_seq;
+    s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
+                         data + (has_id ? PZ_RECORD_SIZE : 0), count);
+    s_current (self)->numbers += count;
+    if (self->journal)
+        pz_journal_accept (self->journal, request_id,
+                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
+                           zmq_msg_size (&item->publications [0]));
 }
 
-
-//  --------------------------------------------------------------------------
-//  Checks a worker's report against its dispatch. Returns PZ_OK or the
-//  error code to answer with; *duplicate is set for a completed dispatch.
-
-static pz_error_t
-s_check_report (pz_broker_t *self, const uint8_t *data, size_t size,
-                s_dispatch_t **dispatch_p, bool *duplicate)
+//  Returns the stats entry of the worker that sent request: by its name
+//  (the routing id it chose, less its "/thread" suffix), or by a hex form
+//  of the id libzmq gave an unnamed peer. Beyond S_WORKERS_MAX names, the
+//  rest share one entry.
+static s_worker_t *
+s_worker_of (pz_broker_t *self, pz_request_t *request)
 {
-    pz_error_t error = pz_record_check (data, size, "IPC");
-    if (error != PZ_OK)
-        return error;
-    if (pz_record_tag (data) != PZ_TAG_ID)
-        return PZ_ERR_ID_PLACEMENT;
-    int64_t id = pz_record_value (data);
-    s_dispatch_t *dispatch = (s_dispatch_t *) zhashx_lookup (self->outstanding, &id);
-    if (!dispatch) {
-        int64_t sequence = id - self->id_base;
-        if (sequence < 1 || sequence >= self->next_sequence)
-            return PZ_ERR_UNKNOWN_ID;
-        *duplicate = true;
-        return PZ_OK;
+    size_t size;
+    const uint8_t *peer = pz_request_peer (request, &size);
+    char name [256];
+    if (size > 0 && peer [0] != 0) {
+        //  A name the peer chose: printable, else it is shown in hex.
+        size_t length = 0;
+        for (; length < size && length < sizeof name - 1 && peer [length] >= 32
+               && peer [length] < 127 && peer [length] != '"' && peer [length] != '\\';
+               length++)
+            name [length] = (char) peer [length];
+        name [length] = '\0';
+        if (length < size)
+            name [0] = '\0';
+        char *slash = strrchr (name, '/');
+        if (slash && slash != name)
+            *slash = '\0';
     }
-    size_t count = size / PZ_RECORD_SIZE - 1;
-    if (count != dispatch->count)
-        return PZ_ERR_MISMATCH;
-    //  Each verdict must be for the number dispatched in its place.
-    const uint8_t *sent = s_dispatch_data (dispatch);
-    for (size_t index = 1; index <= count; index++)
-        if (memcmp (data + index * PZ_RECORD_SIZE + 1,
-                    sent + index * PZ_RECORD_SIZE + 1, 8) != 0)
-            return PZ_ERR_MISMATCH;
-    *dispatch_p = dispatch;
-    return PZ_OK;
+    else
+        name [0] = '\0';
+    if (!name [0]) {
+        size_t used = (size_t) snprintf (name, sizeof name, "peer-");
+        for (size_t index = 0; index < size && used + 3 < sizeof name; index++)
+            used += (size_t) snprintf (name + used, sizeof name - used, "%02x", peer [index]);
+    }
+    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
+    if (!worker && zhashx_size (self->workers) >= S_WORKERS_MAX) {
+        snprintf (name, sizeof name, "others");
+        worker = (s_worker_t *) zhashx_lookup (self->workers, name);
+    }
+    if (!worker) {
+        worker = (s_worker_t *) zmalloc (sizeof (s_worker_t));
+        assert (worker);
+        snprintf (worker->name, sizeof worker->name, "%s", name);
+        zhashx_insert (self->workers, worker->name, worker);
+        zsys_info ("broker: first report from worker %s", worker->name);
+    }
+    worker->last_seen_ms = zclock_mono ();
+    return worker;
 }
 
-//  Handles one message on the results REP, already received into message.
+//  Takes one worker report into the batch, or answers it at once.
 
 static void
-s_handle_report (pz_broker_t *self, zmq_msg_t *message)
+s_take_report (pz_broker_t *self, pz_request_t *request)
 {
-    if (zmq_msg_more (message)) {
-        pz_sock_drain_frames (zsock_resolve (self->results));
-        s_reply (self, self->results, PZ_TAG_ERROR, PZ_ERR_MULTIPART);
-        return;
-    }
-    const uint8_t *data = (const uint8_t *) zmq_msg_data (message);
-    size_t size = zmq_msg_size (message);
-    s_dispatch_t *dispatch = NULL;
-    bool duplicate = false;
-    pz_error_t error = s_check_report (self, data, size, &dispatch, &duplicate);
+    const uint8_t *data = pz_request_data (request);
+    size_t size = pz_request_size (request);
+    pz_lease_t *lease = NULL;
+    s_worker_t *worker = s_worker_of (self, request);
+    pz_error_t error = request->error != PZ_OK ? request->error
+                     : pz_leases_check (self->leases, data, size, &lease);
     if (error != PZ_OK) {
-        zsys_warning ("broker: rejected report of %zu bytes: %s",
-                      size, pz_error_str (error));
-        s_reply (self, self->results, PZ_TAG_ERROR, error);
+        zsys_warning ("broker: rejected report of %zu bytes from worker %s: %s",
+                      size, worker->name, pz_error_str (error));
+        worker->rejected++;
+        s_reply (self, request, self->results, PZ_TAG_ERROR, error);
         return;
     }
     size_t count = size / PZ_RECORD_SIZE - 1;
-    if (duplicate) {
+    if (!lease) {
         //  Already published from an earlier report: acknowledge, so the
         //  worker moves on, but publish nothing.
         self->stats.duplicates += count;
-        s_reply (self, self->results, PZ_TAG_ACK, (int64_t) count);
+        worker->duplicates += count;
+        s_reply (self, request, self->results, PZ_TAG_ACK, (int64_t) count);
         return;
     }
-    //  Split verdicts into one P and one C message, order kept in each,
-    //  written straight into the messages' own buffers: count, then fill.
+    s_item_t *first = s_find_waiting (self, 0, lease);
+    s_item_t *item = s_batch_add (self, request, false, first ? S_ECHO : S_VERDICT);
+    item->count = count;
+    item->lease = lease;
+    item->worker = worker;
+    if (first)
+        return;
+    data = pz_request_data (&item->request);    //  moved with the frames
+    //  Split the verdicts into one P and one C publication, order kept in
+    //  each, written straight into the messages' buffers: count, then fill.
     size_t primes = 0;
     for (size_t index = 1; index <= count; index++)
         primes += pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_PRIME;
-    zmq_msg_t verdicts [2];
-    zmq_msg_init_size (&verdicts [0], primes * PZ_RECORD_SIZE);
-    zmq_msg_init_size (&verdicts [1], (count - primes) * PZ_RECORD_SIZE);
-    uint8_t *cursor [2] = { (uint8_t *) zmq_msg_data (&verdicts [0]),
-                            (uint8_t *) zmq_msg_data (&verdicts [1]) };
+    size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
+    uint8_t *cursor [2] = { NULL, NULL };
+    for (int which = 0; which < 2; which++)
+        if (sizes [which] > 0) {
+            zmq_msg_close (&item->publications [which]);
+            zmq_msg_init_size (&item->publications [which], sizes [which] + PZ_TRAILER_SIZE);
+            cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
+        }
     for (size_t index = 1; index <= count; index++) {
         const uint8_t *record = data + index * PZ_RECORD_SIZE;
         int which = pz_record_tag (record) == PZ_TAG_PRIME ? 0 : 1;
         memcpy (cursor [which], record, PZ_RECORD_SIZE);
         cursor [which] += PZ_RECORD_SIZE;
     }
+    //  Sequence numbers in publication order: P first, then C.
     for (int which = 0; which < 2; which++)
-        if (zmq_msg_size (&verdicts [which]) == 0
-        ||  zmq_msg_send (&verdicts [which], zsock_resolve (self->publish), ZMQ_DONTWAIT) == -1)
-            zmq_msg_close (&verdicts [which]);
-
-    zlistx_delete (dispatch->leased ? self->leased : self->pending, dispatch->handle);
-    if (dispatch == self->open)
-        self->open = NULL;      //  reported before its first push: a guessed id
-    self->inflight_messages -= dispatch->messages;
-    self->stats.inflight -= dispatch->count;
-    self->stats.results += dispatch->count;
-    zhashx_delete (self->outstanding, &dispatch->id);
-    s_reply (self, self->results, PZ_TAG_ACK, (int64_t) count);
+        if (sizes [which] > 0)
+            pz_publication_trailer (cursor [which], self->next_seq++,
+                                    ++self->tag_seq [which + 1]);
+    if (self->journal) {
+        size_t covers_count;
+        const int64_t *covers = pz_lease_covers (lease, &covers_count);
+        pz_journal_verdict (self->journal, covers, covers_count,
+            sizes [0] ? (const uint8_t *) zmq_msg_data (&item->publications [0]) : NULL,
+            sizes [0] ? sizes [0] + PZ_TRAILER_SIZE : 0,
+            sizes [1] ? (const uint8_t *) zmq_msg_data (&item->publications [1]) : NULL,
+            sizes [1] ? sizes [1] + PZ_TRAILER_SIZE : 0);
+    }
 }
 
 
 //  --------------------------------------------------------------------------
-//  Returns true if the first pending dispatch may go now: anything but the
-//  open draft may; the open draft once it is full, has waited coalesce_ms
-//  for more numbers, or the broker is draining.
+//  Publishes a built publication. XPUB never blocks: a sink that cannot
+//  keep up loses messages at its high-water mark, and finds the gap by
+//  their sequence numbers.
 
+static void
+s_publish (pz_broker_t *self, zmq_msg_t *message)
+{
+    if (zmq_msg_size (message) > 0
+    &&  zmq_msg_send (message, zsock_resolve (self->publish), ZMQ_DONTWAIT) != -1)
+        self->stats.published++;
+}
+
+//  Carries out one item of a committed batch: acknowledge, publish, and
+//  hand over to the leases or complete the dispatch.
+static void
+s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
+{
+    zsock_t *router = item->from_source ? self->source : self->results;
+    if (item->kind == S_ACCEPT) {
+        const uint8_t *data = pz_request_data (&item->request);
+        const uint8_t *records = data + (item->request_id ? PZ_RECORD_SIZE : 0);
+        pz_leases_add (self->leases, records, item->count, item->seq, now_ms);
+        if (item->request_id)
+            pz_recent_store (self->recent, item->request_id, (int64_t) item->count);
+        self->stats.accepted += item->count;
+        self->stats.requests++;
+        //  The ack first: the source is waiting for it.
+        s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
+        s_publish (self, &item->publications [0]);
+    }
+    else
+    if (item->kind == S_VERDICT) {
+        s_publish (self, &item->publications [0]);
+        s_publish (self, &item->publications [1]);
+        pz_leases_complete (self->leases, item->lease);
+        self->stats.results += item->count;
+        item->worker->numbers += item->count;
+        item->worker->reports++;
+        if (!item->answered)
+            s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
+    }
+    else {
+        if (item->from_source)
+            self->stats.retries++;
+        else {
+            self->stats.duplicates += item->count;
+            item->worker->duplicates += item->count;
+        }
+        if (!item->answered)
+            s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
+    }
+}
+
+//  Closes what a batch's items still hold and empties it.
+static void
+s_batch_clear (s_batch_t *batch)
+{
+    for (size_t index = 0; index < batch->count; index++) {
+        s_item_t *item = &batch->items [index];
+        pz_request_close (&item->request);
+        zmq_msg_close (&item->publications [0]);
+        zmq_msg_close (&item->publications [1]);
+    }
+    batch->count = 0;
+    batch->numbers = 0;
+}
+
+//  Settles every item of a durable batch, in order, and tells the history
+//  thread how far publications now go.
+static void
+s_batch_settle (pz_broker_t *self, s_batch_t *batch)
+{
+    int64_t now_ms = zclock_mono ();
+    //  History first: a sink that got a publication and asks history for
+    //  it at once must find it there (the batch is durable already).
+    atomic_store (&self->shared.durable_seq, batch->seq_after - 1);
+    for (int index = 0; index < 3; index++)
+        atomic_store (&self->shared.tag_seq [index], batch->tag_seq_after [index]);
+    for (size_t index = 0; index < batch->count; index++)
+        s_settle (self, &batch->items [index], now_ms);
+    s_batch_clear (batch);
+}
+
+//  Ends the batch being filled. Without a journal it is settled at once.
+//  With one it is written (not yet synced) and waits for the syncer; if it
+//  cannot be written (a full disk), every item is refused with E 9 and its
+//  sequence numbers are taken back, so nothing of it was ever promised.
+static void
+s_batch_end (pz_broker_t *self)
+{
+    s_batch_t *batch = s_current (self);
+    if (batch->count == 0)
+        return;
+    batch->seq_after = self->next_seq;
+    memcpy (batch->tag_seq_after, self->tag_seq, sizeof self->tag_seq);
+    if (!self->journal) {
+        s_batch_settle (self, batch);
+        return;
+    }
+    if (pz_journal_write (self->journal) == 0) {
+        if (self->journal_failing) {
+            zsys_info ("broker: journal %s writable again; accepting numbers",
+                       self->journal_dir);
+            self->journal_failing = false;
+        }
+        batch->ticket = ++self->tickets_written;
+        self->batch_waiting++;
+        //  Workers are acknowledged now, not after the sync: a verdict lost
+        //  in a crash before the sync only means its numbers are leased
+        //  again after the restart, and a worker waiting for the sync would
+        //  stop testing meanwhile. What is published still waits for it.
+        for (size_t index = 0; index < batch->count; index++) {
+            s_item_t *item = &batch->items [index];
+            if (!item->from_source) {
+                s_reply (self, &item->request, self->results, PZ_TAG_ACK,
+                         (int64_t) item->count);
+                item->answered = true;
+            }
+        }
+        return;
+    }
+    if (!self->journal_failing)
+        zsys_error ("broker: cannot write journal %s (%s): refusing numbers "
+                    "and reports (E 9) until it can; nothing acknowledged is lost",
+                    self->journal_dir, strerror (errno));
+    self->journal_failing = true;
+    self->next_seq = batch->seq_before;
+    memcpy (self->tag_seq, batch->tag_seq_before, sizeof self->tag_seq);
+    for (size_t index = 0; index < batch->count; index++) {
+        s_item_t *item = &batch->items [index];
+        self->stats.unavailable++;
+        s_reply (self, &item->request, item->from_source ? self->source : self->results,
+                 PZ_TAG_ERROR, PZ_ERR_UNAVAILABLE);
+    }
+    s_batch_clear (batch);
+}
+
+//  Asks the syncer to sync what was written, unless it is at work already:
+//  one sync then covers every write before it (group commit).
+static void
+s_sync_start (pz_broker_t *self)
+{
+    if (self->sync_running || self->tickets_synced == self->tickets_written)
+        return;
+    int fd = pz_journal_sync_fd (self->journal);
+    self->sync_position = pz_journal_written (self->journal);
+    zsock_send (self->syncer, "s48", "SYNC", fd, self->tickets_written);
+    self->sync_running = true;
+}
+
+//  Handles the syncer's answer: settles the batches the sync covered.
+//  Returns false if the sync failed: the broker must stop, since what the
+//  journal holds on disk can no longer be known (fsync errors are not
+//  retried; a restart reads back whatever is there).
 static bool
-s_first_ready (pz_broker_t *self, int64_t now_ms)
+s_sync_done (pz_broker_t *self)
 {
-    s_dispatch_t *first = (s_dispatch_t *) zlistx_first (self->pending);
-    if (!first)
+    char *command = NULL;
+    uint32_t error = 0;
+    uint64_t ticket = 0;
+    if (zsock_recv (self->syncer, "s48", &command, &error, &ticket) != 0 || !command) {
+        zstr_free (&command);
         return false;
-    return first != self->open
-        || first->count == PZ_RECORDS_MAX
-        || now_ms >= first->created_ms + self->config.coalesce_ms
-        || self->draining;
+    }
+    zstr_free (&command);
+    self->sync_running = false;
+    if (error != 0) {
+        zsys_error ("broker: cannot sync journal %s (%s): stopping; nothing "
+                    "unsynced was acknowledged", self->journal_dir, strerror ((int) error));
+        return false;
+    }
+    self->tickets_synced = ticket;
+    pz_journal_synced (self->journal, self->sync_position);
+    self->stats.commits++;
+    while (self->batch_waiting > 0
+       &&  self->batches [self->batch_first].ticket <= ticket) {
+        s_batch_settle (self, &self->batches [self->batch_first]);
+        self->batch_first = (self->batch_first + 1) % S_BATCHES;
+        self->batch_waiting--;
+    }
+    s_sync_start (self);
+    return true;
 }
 
-//  Pushes pending dispatches that are ready while PUSH takes them without
-//  blocking; each pushed one gets a lease.
-
+//  zactor body: makes the journal durable off the loop's thread. Each
+//  "SYNC" brings a descriptor of its own (a dup, so that a segment rolled
+//  over meanwhile cannot close it under us) and a ticket; the answer is
+//  "DONE", the errno of fdatasync (0 if it worked) and the ticket.
 static void
-s_push_pending (pz_broker_t *self, int64_t now_ms)
+s_syncer (zsock_t *pipe, void *args)
 {
-    void *handle = zsock_resolve (self->dispatch);
-    s_dispatch_t *dispatch;
-    while (s_first_ready (self, now_ms)) {
-        dispatch = (s_dispatch_t *) zlistx_first (self->pending);
-        if (dispatch->draft) {
-            s_dispatch_seal (dispatch);
-            if (dispatch == self->open)
-                self->open = NULL;      //  sealed: numbers can no longer join
+    (void) args;
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = NULL;
+        uint32_t fd = 0;
+        uint64_t ticket = 0;
+        if (zsock_recv (pipe, "s48", &command, &fd, &ticket) != 0 || !command
+        ||  streq (command, "$TERM")) {
+            zstr_free (&command);
+            break;
         }
-        //  Send a copy: libzmq shares the buffer by reference count, and we
-        //  keep the original for a second push if the lease runs out.
-        zmq_msg_t copy;
-        zmq_msg_init (&copy);
-        zmq_msg_copy (&copy, &dispatch->wire);
-        if (zmq_msg_send (&copy, handle, ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (&copy);
-            break;              //  no worker can take it now; POLLOUT tells when
-        }
-        zlistx_delete (self->pending, dispatch->handle);
-        dispatch->deadline_ms = now_ms + self->config.lease_ms;
-        dispatch->handle = zlistx_add_end (self->leased, dispatch);
-        dispatch->leased = true;
-        if (dispatch->pushes++ == 0) {
-            self->stats.dispatched += dispatch->count;
-            self->stats.dispatches++;
-        }
+        zstr_free (&command);
+        int error = (int) fd < 0 ? EBADF : fdatasync ((int) fd) == 0 ? 0 : errno;
+        if ((int) fd >= 0)
+            close ((int) fd);
+        zsock_send (pipe, "s48", "DONE", (uint32_t) error, ticket);
     }
 }
 
-//  Moves dispatches whose lease ran out back to the front of pending.
-//  `leased` is in deadline order: every lease is equally long.
-
-static void
-s_expire_leases (pz_broker_t *self, int64_t now_ms)
-{
-    s_dispatch_t *dispatch;
-    while ((dispatch = (s_dispatch_t *) zlistx_first (self->leased))
-       &&  dispatch->deadline_ms <= now_ms) {
-        zlistx_delete (self->leased, dispatch->handle);
-        dispatch->leased = false;
-        //  The oldest work goes out first, ahead of work never pushed.
-        dispatch->handle = zlistx_add_start (self->pending, dispatch);
-        self->stats.redispatched += dispatch->count;
-        if (pz_log_verbose ())
-            zsys_debug ("broker: lease of dispatch %" PRId64 " ran out, pushing again",
-                    dispatch->id);
-    }
-}
 
 //  --------------------------------------------------------------------------
 //  Reads subscription messages from the XPUB socket and logs them.
@@ -657,79 +834,165 @@ s_read_subscriptions (pz_broker_t *self)
 
 
 //  --------------------------------------------------------------------------
-//  Logs one line of counters; final adds the average and abandoned work.
+//  Copies the broker's counters into stats, with the leases' own.
 
-static void
-s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
-{
-    pz_broker_stats_t *stats = &self->stats;
-    char errors [200] = "";
-    size_t used = 0;
-    uint64_t error_total = 0;
-    for (int code = 1; code <= PZ_ERR_MAX; code++)
-        if (stats->errors [code]) {
-            error_total += stats->errors [code];
-            used += (size_t) snprintf (errors + used, sizeof errors - used,
-                                       " E%d:%" PRIu64, code, stats->errors [code]);
-        }
-    int64_t since_ms = final ? now_ms - self->started_ms : now_ms - self->last_stats_ms;
-    uint64_t results = final ? stats->results : stats->results - self->results_at_stats;
-    double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
-    zsys_info ("broker: %saccepted %" PRIu64 " dispatched %" PRIu64
-               " redispatched %" PRIu64 " results %" PRIu64 " duplicates %" PRIu64
-               " inflight %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "%s%s%s"
-               " requests %" PRIu64 " dispatches %" PRIu64 " %.0f numbers/s",
-               final ? "final: " : "", stats->accepted, stats->dispatched,
-               stats->redispatched, stats->results, stats->duplicates,
-               stats->inflight, stats->retries, error_total,
-               used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "",
-               stats->requests, stats->dispatches, rate);
-    if (final && stats->inflight > 0)
-        zsys_warning ("broker: %" PRIu64 " acknowledged numbers had no verdict "
-                      "at exit and are lost", stats->inflight);
-    self->results_at_stats = stats->results;
-    self->last_stats_ms = now_ms;
-}
-
-//  Copies the broker's counters into stats.
 void
 pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
 {
     assert (self && stats);
+    pz_leases_stats_t leases;
+    pz_leases_stats (self->leases, &leases);
+    self->stats.dispatched = leases.dispatched;
+    self->stats.dispatches = leases.dispatches;
+    self->stats.redispatched = leases.redispatched;
+    self->stats.inflight = leases.numbers;
     *stats = self->stats;
+}
+
+//  Logs one line of counters (or writes one JSON object on stdout, with
+//  --stats-format json: docs/STATS.md); final adds abandoned work.
+
+static void
+s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
+{
+    pz_broker_stats_t stats;
+    pz_broker_stats (self, &stats);
+    char errors [240] = "";
+    size_t used = 0;
+    uint64_t error_total = 0;
+    for (int code = 1; code <= PZ_ERR_MAX; code++)
+        if (stats.errors [code]) {
+            error_total += stats.errors [code];
+            used += (size_t) snprintf (errors + used, sizeof errors - used,
+                                       self->config.stats_json ? "%s\"%d\":%" PRIu64 : "%s E%d:%" PRIu64,
+                                       self->config.stats_json && used ? "," : "",
+                                       code, stats.errors [code]);
+        }
+    int64_t since_ms = final ? now_ms - self->started_ms : now_ms - self->last_stats_ms;
+    uint64_t results = final ? stats.results : stats.results - self->results_at_stats;
+    double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
+    //  Workers sorted by name, for a stable order.
+    zlistx_t *names = zhashx_keys (self->workers);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    zlistx_sort (names);
+    if (self->config.stats_json) {
+        printf ("{\"type\":\"stats\",\"final\":%s,\"uptime_ms\":%" PRId64
+                ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
+                ",\"retries\":%" PRIu64 ",\"dispatched\":%" PRIu64
+                ",\"dispatches\":%" PRIu64 ",\"redispatched\":%" PRIu64
+                ",\"results\":%" PRIu64 ",\"duplicates\":%" PRIu64
+                ",\"inflight\":%" PRIu64 ",\"recovered\":%" PRIu64
+                ",\"published\":%" PRIu64 ",\"seq\":%" PRId64
+                ",\"journal\":%s,\"commits\":%" PRIu64 ",\"unavailable\":%" PRIu64
+                ",\"subscriptions\":%" PRIu64 ",\"errors\":{%s}"
+                ",\"rate\":%.0f,\"workers\":[",
+                final ? "true" : "false", now_ms - self->started_ms,
+                stats.accepted, stats.requests, stats.retries, stats.dispatched,
+                stats.dispatches, stats.redispatched, stats.results,
+                stats.duplicates, stats.inflight, stats.recovered,
+                stats.published, self->next_seq - 1,
+                self->journal ? "true" : "false", stats.commits,
+                stats.unavailable, stats.subscriptions, errors, rate);
+    }
+    else
+        zsys_info ("broker: %saccepted %" PRIu64 " dispatched %" PRIu64
+                   " redispatched %" PRIu64 " results %" PRIu64 " duplicates %" PRIu64
+                   " inflight %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "%s%s%s"
+                   " requests %" PRIu64 " dispatches %" PRIu64 " recovered %" PRIu64
+                   " seq %" PRId64 " workers %zu %.0f numbers/s",
+                   final ? "final: " : "", stats.accepted, stats.dispatched,
+                   stats.redispatched, stats.results, stats.duplicates,
+                   stats.inflight, stats.retries, error_total,
+                   used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "",
+                   stats.requests, stats.dispatches, stats.recovered,
+                   self->next_seq - 1, zhashx_size (self->workers), rate);
+    bool first = true;
+    for (const char *name = (const char *) zlistx_first (names); name;
+         name = (const char *) zlistx_next (names)) {
+        s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
+        uint64_t numbers = final ? worker->numbers
+                                 : worker->numbers - worker->numbers_at_stats;
+        double worker_rate = since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0;
+        int64_t ago_ms = now_ms - worker->last_seen_ms;
+        if (self->config.stats_json)
+            printf ("%s{\"name\":\"%s\",\"numbers\":%" PRIu64 ",\"reports\":%" PRIu64
+                    ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64
+                    ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 "}",
+                    first ? "" : ",", worker->name, worker->numbers, worker->reports,
+                    worker->duplicates, worker->rejected, worker_rate, ago_ms);
+        else
+            zsys_info ("broker: %sworker %s: numbers %" PRIu64 " reports %" PRIu64
+                       " duplicates %" PRIu64 " rejected %" PRIu64 " %.0f numbers/s,"
+                       " last seen %" PRId64 " ms ago", final ? "final: " : "",
+                       worker->name, worker->numbers, worker->reports,
+                       worker->duplicates, worker->rejected, worker_rate, ago_ms);
+        worker->numbers_at_stats = worker->numbers;
+        first = false;
+    }
+    zlistx_destroy (&names);
+    if (self->config.stats_json) {
+        printf ("]}\n");
+        fflush (stdout);
+    }
+    if (final && stats.inflight > 0) {
+        if (self->journal)
+            zsys_info ("broker: %" PRIu64 " acknowledged numbers have no verdict "
+                       "yet; they are in the journal and go out again at the next start",
+                       stats.inflight);
+        else
+            zsys_warning ("broker: %" PRIu64 " acknowledged numbers had no verdict "
+                          "at exit and are lost", stats.inflight);
+    }
+    self->results_at_stats = stats.results;
+    self->last_stats_ms = now_ms;
 }
 
 
 //  --------------------------------------------------------------------------
 //  Returns true if the broker may read another source message: not
-//  draining, and room in the window for numbers and for messages. The
-//  second bound keeps memory small when every message holds one number.
+//  draining, the journal writable (or so we hope: a failed commit is tried
+//  again with the next request), and room in the window for numbers and for
+//  messages. The second bound keeps memory small when every message holds
+//  one number.
 
 static bool
 s_window_open (pz_broker_t *self)
 {
+    pz_leases_stats_t leases;
+    pz_leases_stats (self->leases, &leases);
+    //  Numbers and messages not yet handed to the leases: in batches.
+    uint64_t numbers = 0, messages = 0;
+    for (size_t batch = 0; batch <= self->batch_waiting; batch++) {
+        s_batch_t *waiting = &self->batches [(self->batch_first + batch) % S_BATCHES];
+        numbers += waiting->numbers;
+        messages += waiting->count;
+    }
     return !self->draining
-        && self->stats.inflight < (uint64_t) self->config.max_inflight
-        && self->inflight_messages < (uint64_t) self->config.max_dispatches;
+        && self->batch_waiting < S_BATCHES - 1
+        && s_current (self)->count < S_BURST
+        && leases.numbers + numbers < (uint64_t) self->config.max_inflight
+        && leases.messages + messages < (uint64_t) self->config.max_messages;
 }
 
-//  Reads up to S_BURST messages from a REP socket and hands each to handler.
+//  Reads up to S_BURST requests from a ROUTER and hands each to take.
 
 static void
-s_serve (pz_broker_t *self, zsock_t *rep,
-         void (*handler) (pz_broker_t *, zmq_msg_t *), bool window_applies)
+s_serve (pz_broker_t *self, zsock_t *router,
+         void (*take) (pz_broker_t *, pz_request_t *), bool window_applies)
 {
     for (int burst = 0; burst < S_BURST; burst++) {
         if (window_applies && !s_window_open (self))
             return;
-        zmq_msg_t message;
-        zmq_msg_init (&message);
-        if (zmq_msg_recv (&message, zsock_resolve (rep), ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (&message);
+        pz_request_t request;
+        int got = pz_request_recv (&request, zsock_resolve (router));
+        if (got == 0)
             return;
-        }
-        handler (self, &message);
-        zmq_msg_close (&message);
+        if (got == 1)
+            take (self, &request);
+        else
+            zsys_warning ("broker: dropped a message on the %s endpoint that is "
+                          "not a request (no empty delimiter frame)",
+                          router == self->source ? "source" : "results");
     }
 }
 
@@ -740,8 +1003,8 @@ s_handle_pipe (pz_broker_t *self, zsock_t *pipe)
     char *command = zstr_recv (pipe);
     bool go_on = command && !streq (command, "$TERM");
     if (command && streq (command, "ENDPOINTS"))
-        zsock_send (pipe, "ssss", self->endpoints [0], self->endpoints [1],
-                    self->endpoints [2], self->endpoints [3]);
+        zsock_send (pipe, "sssss", self->endpoints [0], self->endpoints [1],
+                    self->endpoints [2], self->endpoints [3], self->endpoints [4]);
     else
     if (command && streq (command, "STATS")) {
         pz_broker_stats_t stats;
@@ -760,39 +1023,51 @@ int
 pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 {
     assert (self);
+    int status = 0;
     self->started_ms = self->last_stats_ms = zclock_mono ();
     self->next_stats_ms = self->config.stats_s > 0 ?
         self->started_ms + self->config.stats_s * 1000 : INT64_MAX;
-    for (int index = 0; index < 4; index++)
+    for (int index = 0; index < S_ENDPOINTS; index++)
         zsys_info ("broker: %s endpoint bound to %s", s_names [index],
                    self->endpoints [index]);
+    if (!self->journal)
+        zsys_info ("broker: no journal: a crash (kill -9, power loss) loses up to "
+                   "%" PRId64 " acknowledged numbers, and sinks get no history; "
+                   "--journal DIR keeps them", self->config.max_inflight + PZ_RECORDS_MAX);
 
     //  Subscriptions are only logged, so they are read every
     //  S_SUBSCRIPTIONS_MS rather than polled: one socket fewer in every
     //  zmq_poll, on the path of every source's ack.
-    enum { SOURCE, RESULTS, DISPATCH, PIPE };
+    enum { SOURCE, RESULTS, DISPATCH, SYNCER, PIPE };
     zmq_pollitem_t items [] = {
         { zsock_resolve (self->source), 0, 0, 0 },
-        { zsock_resolve (self->results), 0, ZMQ_POLLIN, 0 },
+        { zsock_resolve (self->results), 0, 0, 0 },
         { zsock_resolve (self->dispatch), 0, 0, 0 },
+        { self->syncer ? zsock_resolve (self->syncer) : NULL, 0, 0, 0 },
         { pipe ? zsock_resolve (pipe) : NULL, 0, ZMQ_POLLIN, 0 }
     };
-    int item_count = pipe ? 4 : 3;
+    int item_count = pipe ? 5 : 4;
     while (true) {
         int64_t now_ms = zclock_mono ();
+        atomic_store (&self->shared.tick_ms, now_ms);
         if (zsys_interrupted && !self->draining) {
             self->draining = true;
             self->drain_deadline_ms = now_ms + self->config.drain_ms;
+            pz_leases_stats_t leases;
+            pz_leases_stats (self->leases, &leases);
             zsys_info ("broker: interrupted, taking no new numbers; waiting up "
                        "to %" PRId64 " ms for %" PRIu64 " in flight",
-                       self->config.drain_ms, self->stats.inflight);
+                       self->config.drain_ms, leases.numbers);
         }
-        if (self->draining
-        && (self->stats.inflight == 0 || now_ms >= self->drain_deadline_ms))
+        pz_leases_stats_t leases;
+        pz_leases_stats (self->leases, &leases);
+        if (self->draining && now_ms >= self->drain_deadline_ms)
+            break;
+        if (self->draining && leases.numbers == 0 && self->batch_waiting == 0)
             break;
 
-        s_expire_leases (self, now_ms);
-        s_push_pending (self, now_ms);
+        pz_leases_expire (self->leases, now_ms);
+        pz_leases_push (self->leases, zsock_resolve (self->dispatch), now_ms, self->draining);
         if (now_ms >= self->next_subscriptions_ms) {
             s_read_subscriptions (self);
             self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
@@ -801,22 +1076,25 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             s_log_stats (self, now_ms, false);
             self->next_stats_ms = now_ms + self->config.stats_s * 1000;
         }
+        if (self->journal && now_ms >= self->next_retain_ms) {
+            pz_journal_retain (self->journal);
+            self->next_retain_ms = now_ms + S_RETAIN_MS;
+        }
 
         //  Poll sources only while the window has room, and PUSH only for
         //  writability while work waits: that is the whole flow control.
         items [SOURCE].events = s_window_open (self) ? ZMQ_POLLIN : 0;
-        items [DISPATCH].events = s_first_ready (self, now_ms) ? ZMQ_POLLOUT : 0;
+        //  Reports always, unless every batch slot waits for a sync.
+        items [RESULTS].events = self->batch_waiting < S_BATCHES - 1 ? ZMQ_POLLIN : 0;
+        items [SYNCER].events = self->sync_running ? ZMQ_POLLIN : 0;
+        items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining) ?
+                                  ZMQ_POLLOUT : 0;
 
         int64_t wake_ms = self->next_stats_ms < self->next_subscriptions_ms ?
                           self->next_stats_ms : self->next_subscriptions_ms;
-        s_dispatch_t *oldest = (s_dispatch_t *) zlistx_first (self->leased);
-        if (oldest && oldest->deadline_ms < wake_ms)
-            wake_ms = oldest->deadline_ms;
-        //  An open draft first in line, still gathering: wake when it may go.
-        if (self->open && zlistx_first (self->pending) == self->open
-        && !s_first_ready (self, now_ms)
-        &&  self->open->created_ms + self->config.coalesce_ms < wake_ms)
-            wake_ms = self->open->created_ms + self->config.coalesce_ms;
+        int64_t leases_wake_ms = pz_leases_wake_ms (self->leases, now_ms, self->draining);
+        if (leases_wake_ms < wake_ms)
+            wake_ms = leases_wake_ms;
         if (self->draining && self->drain_deadline_ms < wake_ms)
             wake_ms = self->drain_deadline_ms;
         //  Wake at least every 100 ms, to notice a signal that raced the poll.
@@ -825,8 +1103,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 
         //  Poll only the items that ask for something: zmq_poll pays a
         //  system call or two per socket item, even for one without events.
-        zmq_pollitem_t active [4];
-        int polled [4], active_count = 0;
+        zmq_pollitem_t active [5];
+        int polled [5], active_count = 0;
         for (int index = 0; index < item_count; index++) {
             items [index].revents = 0;
             if (items [index].events) {
@@ -838,32 +1116,43 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             if (zmq_errno () == EINTR)
                 continue;       //  a signal: the top of the loop looks at it
             zsys_error ("broker: poll failed: %s", zmq_strerror (zmq_errno ()));
+            status = -1;
             break;
         }
         for (int index = 0; index < active_count; index++)
             items [polled [index]].revents = active [index].revents;
+
+        //  A sync done settles the batches it covered, first.
+        if ((items [SYNCER].revents & ZMQ_POLLIN) && !s_sync_done (self)) {
+            status = -1;
+            break;
+        }
         //  Sources first: each waits for its ack, while a worker's next
-        //  dispatch is already in its queue.
+        //  dispatch is already in its queue. Everything read in this turn
+        //  is one batch, written with one write and synced together.
         if (items [SOURCE].revents & ZMQ_POLLIN)
-            s_serve (self, self->source, s_handle_source, true);
+            s_serve (self, self->source, s_take_request, true);
         if (items [RESULTS].revents & ZMQ_POLLIN)
-            s_serve (self, self->results, s_handle_report, false);
+            s_serve (self, self->results, s_take_report, false);
+        s_batch_end (self);
+        if (self->journal)
+            s_sync_start (self);
         if (pipe && (items [PIPE].revents & ZMQ_POLLIN) && !s_handle_pipe (self, pipe))
             break;
     }
     s_log_stats (self, zclock_mono (), true);
-    return 0;
+    return status;
 }
 
 
 //  --------------------------------------------------------------------------
-//  Returns the resolved endpoint of one of the four sockets, or NULL.
+//  Returns the resolved endpoint of one of the five sockets, or NULL.
 
 const char *
 pz_broker_endpoint (pz_broker_t *self, const char *which)
 {
     assert (self && which);
-    for (int index = 0; index < 4; index++)
+    for (int index = 0; index < S_ENDPOINTS; index++)
         if (streq (which, s_names [index]))
             return self->endpoints [index];
     return NULL;

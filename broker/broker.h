@@ -1,15 +1,22 @@
 /*  =========================================================================
     broker - accepts numbers from sources, leases them to workers, publishes
-             numbers and verdicts to sinks
+             numbers and verdicts to sinks, and keeps them in a journal
 
-    The broker owns four sockets: a REP for sources, an XPUB for sinks, a
-    PUSH to workers and a REP for their reports. Each accepted source message
-    becomes one dispatch with an id; a dispatch is leased to whichever worker
-    PUSH picks and pushed again when its lease runs out, until the first
-    valid report for it arrives. At most max_inflight numbers, in at most
-    max_dispatches messages, are accepted and unreported at once; past that
-    the broker stops reading sources (they wait for their ack) but keeps
-    serving reports. The loop never blocks on a send.
+    The broker owns five endpoints: a ROUTER for sources and one for worker
+    reports (both answer as REP sockets would), an XPUB for sinks, a PUSH to
+    workers, and the history ROUTER (history.h, in a thread of its own).
+    Accepted source messages are published with sequence numbers and wait
+    for workers in dispatches (leases.h: several messages merge into one
+    while workers are busy); the first valid report for a dispatch publishes
+    its verdicts. At most max_inflight numbers, in at most max_messages
+    source messages, are accepted and unreported at once; past that the
+    broker stops reading sources (they wait for their ack) but keeps serving
+    reports. The loop never blocks on a send.
+
+    With a journal (journal.h) nothing is acknowledged or published before
+    it is durable: the loop reads a burst of requests and reports, appends
+    them, syncs once, and only then replies and publishes. A restarted
+    broker reads the journal back and dispatches again what has no verdict.
     =========================================================================
 */
 #ifndef PZ_BROKER_H_INCLUDED
@@ -23,18 +30,26 @@
 
 typedef struct _pz_broker_t pz_broker_t;
 
+//  Default port of the history endpoint (the other four are in sock.h).
+#define PZ_PORT_HISTORY     5559
+
 typedef struct {
-    const char *source_bind;    //  REP endpoint for sources
-    const char *publish_bind;   //  PUB endpoint for sinks
+    const char *source_bind;    //  ROUTER endpoint for sources (answers as REP)
+    const char *publish_bind;   //  XPUB endpoint for sinks
     const char *dispatch_bind;  //  PUSH endpoint for workers
-    const char *results_bind;   //  REP endpoint for worker reports
+    const char *results_bind;   //  ROUTER endpoint for worker reports (as REP)
+    const char *history_bind;   //  ROUTER endpoint serving old publications
+    const char *journal_dir;    //  journal directory, or NULL for none
+    int64_t retain_bytes;       //  journal kept at most this large; 0 = no limit
+    int64_t retain_s;           //  journal segments kept this long; 0 = no limit
     int64_t max_inflight;       //  numbers accepted and unreported, at most
-    int64_t max_dispatches;     //  source messages accepted and unreported, at most
+    int64_t max_messages;       //  source messages accepted and unreported, at most
     int64_t lease_ms;           //  a pushed dispatch is pushed again after this
     int64_t coalesce_ms;        //  numbers may wait this long for more to join
                                 //  their dispatch; 0 = push each message at once
     int64_t drain_ms;           //  on SIGINT/SIGTERM, wait this long for results
     int64_t stats_s;            //  log stats every this many seconds; 0 = at exit only
+    bool stats_json;            //  stats as JSON lines on stdout, not log lines
     int64_t recent_requests;    //  source request ids remembered for retries
     int64_t publish_hwm;        //  messages queued per sink before it loses some; 0: no limit
     pz_sockopts_t sockopts;     //  heartbeats, handshake, linger
@@ -51,33 +66,45 @@ typedef struct {
     uint64_t results;           //  numbers whose verdict was published
     uint64_t duplicates;        //  numbers in reports for completed dispatches
     uint64_t inflight;          //  numbers accepted and not yet reported
+    uint64_t recovered;         //  numbers without verdict read back from the journal
     uint64_t subscriptions;     //  subscribe requests seen from sinks
+    uint64_t published;         //  messages published (the last sequence number
+                                //  of this process, less the first's)
+    uint64_t commits;           //  journal blocks written and synced
+    uint64_t unavailable;       //  requests and reports refused with E 9 because
+                                //  the journal could not be written
     uint64_t errors [PZ_ERR_MAX + 1];   //  E replies sent, by code
 } pz_broker_stats_t;
 
-//  Fills config with the defaults (the ports in sock.h on all interfaces).
+//  Fills config with the defaults (the ports in sock.h on all interfaces,
+//  no journal).
 void
     pz_broker_config_init (pz_broker_config_t *config);
 
-//  Creates a broker and binds its four endpoints. Returns NULL, after
-//  logging which endpoint failed, if any cannot be bound. The config's
-//  strings are copied. Caller owns return value.
+//  Creates a broker: opens and reads back the journal if there is one,
+//  then binds its five endpoints. Returns NULL, after logging why (an
+//  endpoint that cannot be bound, a journal that is damaged or in use),
+//  if it cannot serve. The config's strings are copied. Caller owns return
+//  value.
 pz_broker_t *
     pz_broker_new (const pz_broker_config_t *config);
 
-//  Destroys the broker, closing its sockets. NULL-safe; nulls *self_p.
+//  Destroys the broker, closing its sockets and journal. NULL-safe; nulls
+//  *self_p.
 void
     pz_broker_destroy (pz_broker_t **self_p);
 
 //  Serves until zsys_interrupted is set (then drains: no new numbers, up to
 //  drain_ms for outstanding results) or, if pipe is not NULL, until "$TERM"
-//  arrives on it (then stops at once). Logs final stats. Returns 0.
+//  arrives on it (then stops at once). Logs final stats. Returns 0, or -1
+//  if polling failed.
 int
     pz_broker_run (pz_broker_t *self, zsock_t *pipe);
 
 //  Returns the endpoint a socket is bound to, with a wildcard port resolved
-//  ("tcp://127.0.0.1:41234"); which is "source", "publish", "dispatch" or
-//  "results". Returns NULL for any other name. The broker owns the string.
+//  ("tcp://127.0.0.1:41234"); which is "source", "publish", "dispatch",
+//  "results" or "history". Returns NULL for any other name. The broker owns
+//  the string.
 const char *
     pz_broker_endpoint (pz_broker_t *self, const char *which);
 
@@ -86,9 +113,10 @@ void
     pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats);
 
 //  zactor body running a broker, for tests and embedding: args is a
-//  pz_broker_config_t *. Signals 0 once bound (-1 if binding failed).
-//  Commands: "ENDPOINTS" (reply: four strings, source publish dispatch
-//  results), "STATS" (reply: a frame holding a pz_broker_stats_t), "$TERM".
+//  pz_broker_config_t *. Signals 0 once bound, 1 if it cannot serve.
+//  Commands: "ENDPOINTS" (reply: five strings, source publish dispatch
+//  results history), "STATS" (reply: a frame holding a pz_broker_stats_t),
+//  "$TERM".
 void
     pz_broker_actor (zsock_t *pipe, void *args);
 

@@ -1,13 +1,15 @@
 /*  =========================================================================
     playzmq-broker - the broker between sources, workers and sinks
 
-    Parses options into a pz_broker_config_t, binds, serves until SIGINT or
-    SIGTERM, drains, exits 0. Exit 2 for a bad flag, 1 for an endpoint that
-    cannot be bound. All the logic is in broker.c.
+    Parses options into a pz_broker_config_t, reads back its journal, binds,
+    serves until SIGINT or SIGTERM, drains, exits 0. Exit 2 for a bad flag,
+    1 for an endpoint that cannot be bound or a journal that cannot be used.
+    All the logic is in broker.c.
     =========================================================================
 */
 #include "broker.h"
 #include "cli.h"
+#include "journal.h"
 
 int
 main (int argc, char *argv [])
@@ -18,6 +20,9 @@ main (int argc, char *argv [])
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int64_t heartbeat_timeout_ms = config.sockopts.heartbeat_timeout_ms;
     int verbose = 0;
+    const char *retain = NULL;
+    const char *stats_format = "text";
+    int64_t old_max_dispatches = 0;
 
     const pz_opt_t options [] = {
         { "source-bind", 0, PZ_OPT_STRING, &config.source_bind, 0, 0, "EP",
@@ -28,10 +33,21 @@ main (int argc, char *argv [])
           "PUSH endpoint where workers pull work" },
         { "results-bind", 0, PZ_OPT_STRING, &config.results_bind, 0, 0, "EP",
           "REP endpoint where workers report verdicts" },
+        { "history-bind", 0, PZ_OPT_STRING, &config.history_bind, 0, 0, "EP",
+          "endpoint where sinks read publications they missed (from the journal)" },
+        { "journal", 'j', PZ_OPT_STRING, &config.journal_dir, 0, 0, "DIR",
+          "keep a journal in DIR: nothing acknowledged is lost when the broker "
+          "is killed, and sinks can fill gaps (default: none)" },
+        { "retain", 0, PZ_OPT_STRING, &retain, 0, 0, "SPEC",
+          "journal retention: SIZE (500M, 2G), AGE (90s, 30m, 12h, 7d) or "
+          "SIZE,AGE; only segments whose numbers all have verdicts go "
+          "(default: keep everything)" },
         { "max-inflight", 0, PZ_OPT_INT, &config.max_inflight, 1, 100000000, "N",
           "numbers accepted and not yet reported, at most" },
-        { "max-dispatches", 0, PZ_OPT_INT, &config.max_dispatches, 1, 100000000, "N",
+        { "max-messages", 0, PZ_OPT_INT, &config.max_messages, 1, 100000000, "N",
           "source messages accepted and not yet reported, at most" },
+        { "max-dispatches", 0, PZ_OPT_INT, &old_max_dispatches, 1, 100000000, "N",
+          "old name of --max-messages" },
         { "coalesce-ms", 0, PZ_OPT_INT, &config.coalesce_ms, 0, 1000, "MS",
           "hold a dispatch this long for more numbers to join it "
           "(0: push each source message at once)" },
@@ -41,6 +57,9 @@ main (int argc, char *argv [])
           "on SIGINT/SIGTERM wait this long for outstanding results" },
         { "stats", 0, PZ_OPT_INT, &config.stats_s, 0, 86400, "S",
           "log counters every S seconds (0: only at exit)" },
+        { "stats-format", 0, PZ_OPT_STRING, &stats_format, 0, 0, "FMT",
+          "text (a log line) or json (one object per line on stdout, "
+          "docs/STATS.md)" },
         { "recent-requests", 0, PZ_OPT_INT, &config.recent_requests, 1, 10000000, "N",
           "source request ids remembered to answer retries" },
         { "publish-hwm", 0, PZ_OPT_INT, &config.publish_hwm, 0, 10000000, "N",
@@ -59,6 +78,19 @@ main (int argc, char *argv [])
         "numbers and verdicts.", argc, argv);
     if (parsed != PZ_CLI_RUN)
         return parsed == PZ_CLI_DONE ? 0 : 2;
+    if (old_max_dispatches > 0)
+        config.max_messages = old_max_dispatches;
+    if (retain && !pz_journal_retain_parse (retain, &config.retain_bytes, &config.retain_s))
+        return pz_cli_error ("playzmq-broker", "--retain: '%s' is not SIZE, AGE or "
+                             "SIZE,AGE (e.g. 2G, 7d, 2G,7d)", retain);
+    if (retain && !config.journal_dir)
+        return pz_cli_error ("playzmq-broker", "--retain needs --journal");
+    if (!streq (stats_format, "text") && !streq (stats_format, "json"))
+        return pz_cli_error ("playzmq-broker", "--stats-format: '%s' is not text or json",
+                             stats_format);
+    config.stats_json = streq (stats_format, "json");
+    if (config.journal_dir && !*config.journal_dir)
+        config.journal_dir = NULL;      //  PLAYZMQ_JOURNAL= turns it off
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) heartbeat_timeout_ms;
     config.sockopts.heartbeat_ttl_ms = (int) heartbeat_timeout_ms;
@@ -67,7 +99,7 @@ main (int argc, char *argv [])
     pz_broker_t *broker = pz_broker_new (&config);
     if (!broker)
         return 1;
-    pz_broker_run (broker, NULL);
+    int status = pz_broker_run (broker, NULL);
     pz_broker_destroy (&broker);
-    return 0;
+    return status == 0 ? 0 : 1;
 }

@@ -25,6 +25,7 @@ typedef struct {
     uint64_t tag;               //  tag of its latest send
     int64_t attempts;           //  sends of this request so far
     int64_t deadline_ms;        //  zclock_mono time its reply is due
+    int64_t parked_ms;          //  if not 0: send again at this time (E 9)
 } s_slot_t;
 
 struct _pz_client_t {
@@ -40,6 +41,10 @@ struct _pz_client_t {
     uint64_t sends;             //  sends so far, for tags
     uint64_t resends;           //  sends after a timeout
     uint64_t strays;            //  replies dropped: late, unknown, malformed
+    char *routing_id;           //  the DEALER's ZMQ_ROUTING_ID, or NULL
+    int64_t wait_ms;            //  before the first reply, keep trying this long
+    int64_t created_ms;         //  zclock_mono at creation
+    bool answered;              //  a reply has come: the broker is there
 };
 
 
@@ -49,7 +54,9 @@ s_connect (pz_client_t *self)
 {
     char role [64];
     snprintf (role, sizeof role, "%s DEALER", self->name);
-    self->dealer = pz_sock_open (ZMQ_DEALER, role, self->endpoint, false, &self->opts);
+    pz_sockopts_t opts = self->opts;
+    opts.routing_id = self->routing_id;
+    self->dealer = pz_sock_open (ZMQ_DEALER, role, self->endpoint, false, &opts);
     return self->dealer ? 0 : -1;
 }
 
@@ -69,6 +76,7 @@ pz_client_new (const char *name, const char *endpoint, int slots,
     self->timeout_ms = timeout_ms;
     self->retries = retries;
     self->slot_count = slots;
+    self->created_ms = zclock_mono ();
     self->slots = (s_slot_t *) calloc ((size_t) slots, sizeof (s_slot_t));
     assert (self->name && self->endpoint && self->slots);
     if (s_connect (self) != 0)
@@ -85,6 +93,7 @@ pz_client_destroy (pz_client_t **self_p)
     if (!self)
         return;
     zsock_destroy (&self->dealer);
+    zstr_free (&self->routing_id);
     free (self->slots);
     zstr_free (&self->endpoint);
     zstr_free (&self->name);
@@ -204,6 +213,7 @@ pz_client_receive (pz_client_t *self, uint8_t *reply, int *reply_size,
         }
         self->slots [index].busy = false;
         self->busy--;
+        self->answered = true;
         *reply_size = body_size > PZ_RECORD_SIZE ? -1 : body_size;
         return (int) index;
     }
@@ -214,18 +224,37 @@ int
 pz_client_expire (pz_client_t *self, int64_t now_ms)
 {
     assert (self);
+    //  Requests parked after an E 9 go again when their time comes, on the
+    //  same connection: it works, the broker just could not store them.
+    for (int index = 0; index < self->slot_count; index++) {
+        s_slot_t *slot = &self->slots [index];
+        if (slot->busy && slot->parked_ms && slot->parked_ms <= now_ms) {
+            slot->parked_ms = 0;
+            slot->attempts = 0;
+            s_transmit (self, index, now_ms);
+        }
+    }
     s_slot_t *overdue = NULL;
     for (int index = 0; index < self->slot_count && !overdue; index++)
-        if (self->slots [index].busy && self->slots [index].deadline_ms <= now_ms)
+        if (self->slots [index].busy && !self->slots [index].parked_ms
+        &&  self->slots [index].deadline_ms <= now_ms)
             overdue = &self->slots [index];
     if (!overdue)
         return 0;
-    if (overdue->attempts > self->retries)
+    //  Until the broker first answers, it may not be up yet (a container
+    //  started before it): keep trying for wait_ms, whatever the retries.
+    bool waiting = !self->answered && now_ms < self->created_ms + self->wait_ms;
+    if (overdue->attempts > self->retries && !waiting)
         return -1;
-    zsys_warning ("%s: no ack from %s within %" PRId64 " ms (attempt %" PRId64
-                  " of %" PRId64 "); resending %d request%s on a new connection",
-                  self->name, self->endpoint, self->timeout_ms, overdue->attempts,
-                  self->retries + 1, self->busy, self->busy == 1 ? "" : "s");
+    if (waiting)
+        zsys_info ("%s: waiting for the broker at %s (no answer yet; giving up "
+                   "in %" PRId64 " s)", self->name, self->endpoint,
+                   (self->created_ms + self->wait_ms - now_ms + 999) / 1000);
+    else
+        zsys_warning ("%s: no ack from %s within %" PRId64 " ms (attempt %" PRId64
+                      " of %" PRId64 "); resending %d request%s on a new connection",
+                      self->name, self->endpoint, self->timeout_ms, overdue->attempts,
+                      self->retries + 1, self->busy, self->busy == 1 ? "" : "s");
     //  A DEALER is not stuck like a REQ, but the connection may be: half
     //  open, or to a broker that restarted. A new socket is a new one, and
     //  replies still on their way on the old one are dropped with it.
@@ -233,11 +262,45 @@ pz_client_expire (pz_client_t *self, int64_t now_ms)
     if (s_connect (self) != 0)
         return -1;
     for (int index = 0; index < self->slot_count; index++)
-        if (self->slots [index].busy) {
+        if (self->slots [index].busy && !self->slots [index].parked_ms) {
             self->resends++;
+            if (waiting)
+                self->slots [index].attempts = 0;
             s_transmit (self, index, now_ms);
         }
     return 0;
+}
+
+//  Names the connection: reconnects with routing_id as ZMQ_ROUTING_ID.
+int
+pz_client_set_routing_id (pz_client_t *self, const char *routing_id)
+{
+    assert (self && routing_id && *routing_id && strlen (routing_id) <= 255);
+    assert (self->busy == 0);
+    zstr_free (&self->routing_id);
+    self->routing_id = strdup (routing_id);
+    zsock_destroy (&self->dealer);
+    return s_connect (self);
+}
+
+//  Keeps trying for wait_ms before the first reply.
+void
+pz_client_set_wait (pz_client_t *self, int64_t wait_ms)
+{
+    assert (self && wait_ms >= 0);
+    self->wait_ms = wait_ms;
+}
+
+//  Takes back a slot whose reply said "later" and sends it again at
+//  now_ms + delay_ms.
+void
+pz_client_send_later (pz_client_t *self, int slot, int64_t now_ms, int64_t delay_ms)
+{
+    assert (self && slot >= 0 && slot < self->slot_count);
+    assert (!self->slots [slot].busy && self->slots [slot].size > 0);
+    self->slots [slot].busy = true;
+    self->slots [slot].parked_ms = now_ms + (delay_ms > 0 ? delay_ms : 1);
+    self->busy++;
 }
 
 //  Returns the earliest deadline of an outstanding request, or INT64_MAX.
@@ -246,9 +309,12 @@ pz_client_deadline (pz_client_t *self)
 {
     assert (self);
     int64_t earliest = INT64_MAX;
-    for (int index = 0; index < self->slot_count; index++)
-        if (self->slots [index].busy && self->slots [index].deadline_ms < earliest)
-            earliest = self->slots [index].deadline_ms;
+    for (int index = 0; index < self->slot_count; index++) {
+        s_slot_t *slot = &self->slots [index];
+        int64_t due_ms = slot->parked_ms ? slot->parked_ms : slot->deadline_ms;
+        if (slot->busy && due_ms < earliest)
+            earliest = due_ms;
+    }
     return earliest;
 }
 

@@ -80,7 +80,31 @@ int
 int
     pz_client_expire (pz_client_t *self, int64_t now_ms);
 
-//  Returns the earliest deadline of an outstanding request, or INT64_MAX.
+//  Names this client to the broker: its socket is opened again with
+//  routing_id (1 to 255 bytes) as ZMQ_ROUTING_ID, which the broker's
+//  ROUTER sees (a worker's name in the broker's stats). Call before the
+//  first send. Returns 0, or -1 after logging if the socket cannot be
+//  opened.
+int
+    pz_client_set_routing_id (pz_client_t *self, const char *routing_id);
+
+//  Before the first reply arrives, pz_client_expire keeps resending for
+//  wait_ms (logging that it waits for the broker) instead of giving up
+//  after the retries: a broker that is still starting is waited for.
+//  Default 0.
+void
+    pz_client_set_wait (pz_client_t *self, int64_t wait_ms);
+
+//  Takes back slot, whose reply (just received) said to send it again
+//  later (E 9: the broker could not store it), and sends the same bytes
+//  again at now_ms + delay_ms, from pz_client_expire. The slot is busy
+//  meanwhile; the wait does not count as an attempt.
+void
+    pz_client_send_later (pz_client_t *self, int slot, int64_t now_ms,
+                          int64_t delay_ms);
+
+//  Returns the earliest deadline of an outstanding request (or of a
+//  parked one's resend), or INT64_MAX.
 int64_t
     pz_client_deadline (pz_client_t *self);
 

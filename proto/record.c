@@ -33,14 +33,14 @@ s_tag_mask (const char *tags)
 bool
 pz_record_tag_known (char tag)
 {
-    return (s_tag_bit (tag) & s_tag_mask ("NPCAEI")) != 0;
+    return (s_tag_bit (tag) & s_tag_mask (PZ_TAGS_KNOWN)) != 0;
 }
 
 //  Finds the first bad record of a frame that has one, in record order.
 static pz_error_t
 s_first_bad_record (const uint8_t *data, size_t records, uint32_t accepted_mask)
 {
-    const uint32_t known_mask = s_tag_mask ("NPCAEI");
+    const uint32_t known_mask = s_tag_mask (PZ_TAGS_KNOWN);
     for (size_t index = 0; index < records; index++) {
         char tag = pz_record_tag (data + index * PZ_RECORD_SIZE);
         uint32_t bit = s_tag_bit (tag);
@@ -75,7 +75,7 @@ pz_record_check (const uint8_t *data, size_t size, const char *accepted)
     if (records - (leading_id ? 1 : 0) > PZ_RECORDS_MAX)
         return PZ_ERR_TOO_MANY;
 
-    const uint32_t accepted_mask = s_tag_mask (accepted) & s_tag_mask ("NPCAEI");
+    const uint32_t accepted_mask = s_tag_mask (accepted) & s_tag_mask (PZ_TAGS_KNOWN);
     const uint32_t id_bit = s_tag_bit (PZ_TAG_ID);
     //  Bits of the tags after the first record; the first one on its own,
     //  since only it may be an I. A byte outside 'A'..'Z' sets bit 31,
@@ -106,6 +106,8 @@ pz_error_str (int64_t code)
         case PZ_ERR_UNKNOWN_ID:   return "dispatch id never issued by this broker";
         case PZ_ERR_MISMATCH:     return "report does not match its dispatch";
         case PZ_ERR_ID_PLACEMENT: return "I record missing, misplaced or alone";
+        case PZ_ERR_UNAVAILABLE:  return "broker cannot store it now, send it again later";
+        case PZ_ERR_BAD_HISTORY:  return "malformed history request";
         default:                  return "unknown error";
     }
 }

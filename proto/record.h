@@ -38,6 +38,12 @@
 #define PZ_TAG_ACK          'A'     //  value = records accepted
 #define PZ_TAG_ERROR        'E'     //  value = an error code below
 #define PZ_TAG_ID           'I'     //  value = a request or dispatch id
+#define PZ_TAG_SEQ          'S'     //  value = a publication's sequence number
+#define PZ_TAG_TAG_SEQ      'T'     //  value = its number among its tag's
+#define PZ_TAG_HISTORY      'H'     //  value = a position in a history request
+
+//  Every tag the protocol defines, for validation.
+#define PZ_TAGS_KNOWN       "NPCAEISTH"
 
 //  Error codes carried in the value of an E record. Zero is never sent.
 typedef enum {
@@ -49,11 +55,14 @@ typedef enum {
     PZ_ERR_MULTIPART = 5,       //  more than one frame
     PZ_ERR_UNKNOWN_ID = 6,      //  a dispatch id this broker never issued
     PZ_ERR_MISMATCH = 7,        //  report's count or values differ from its dispatch
-    PZ_ERR_ID_PLACEMENT = 8     //  I record missing where required, not first,
+    PZ_ERR_ID_PLACEMENT = 8,    //  I record missing where required, not first,
                                 //  or not followed by at least one record
+    PZ_ERR_UNAVAILABLE = 9,     //  cannot be made durable now (journal write
+                                //  failed): nothing taken, send it again later
+    PZ_ERR_BAD_HISTORY = 10     //  a history request that is not well formed
 } pz_error_t;
 
-#define PZ_ERR_MAX          8
+#define PZ_ERR_MAX          10
 
 //  The three accessors are inline: they run once per record on every hop,
 //  and a call per record showed in the broker's profile.

@@ -11,7 +11,9 @@
 #include "record.h"
 
 #include <assert.h>
+#include <netdb.h>
 #include <string.h>
+#include <sys/socket.h>
 
 //  Fills opts with the defaults.
 void
@@ -60,6 +62,8 @@ pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
         zsock_set_sndhwm (sock, opts->sndhwm);
     if (opts->rcvhwm >= 0)
         zsock_set_rcvhwm (sock, opts->rcvhwm);
+    if (opts->routing_id)
+        zsock_set_identity (sock, opts->routing_id);
 
     //  zmq_bind rather than zsock_bind: for a ':*' port czmq scans upward
     //  from 49152, so processes started one after another reuse each other's
@@ -83,6 +87,70 @@ pz_endpoint_for_host (const char *host, int port)
     assert (host);
     bool ipv6 = strchr (host, ':') != NULL && host [0] != '[';
     return zsys_sprintf (ipv6 ? "tcp://[%s]:%d" : "tcp://%s:%d", host, port);
+}
+
+//  Copies the host part of a tcp:// endpoint into host (brackets removed,
+//  a "source-address;" prefix skipped). Returns false if there is none.
+static bool
+s_endpoint_host (const char *endpoint, char *host, size_t size)
+{
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *start = endpoint + 6;
+    const char *semicolon = strchr (start, ';');
+    if (semicolon)
+        start = semicolon + 1;
+    const char *colon = strrchr (start, ':');
+    if (!colon || colon == start)
+        return false;
+    size_t length = (size_t) (colon - start);
+    if (start [0] == '[' && length >= 2 && start [length - 1] == ']') {
+        start++;
+        length -= 2;
+    }
+    if (length == 0 || length >= size)
+        return false;
+    memcpy (host, start, length);
+    host [length] = 0;
+    return true;
+}
+
+//  Waits until the endpoint's host resolves. 0, or -1 if interrupted.
+int
+pz_endpoint_wait_resolvable (const char *endpoint, const char *role, int log_every_ms)
+{
+    assert (endpoint && role);
+    char host [256];
+    if (!s_endpoint_host (endpoint, host, sizeof host) || streq (host, "*"))
+        return 0;
+    int64_t started = zclock_mono ();
+    int64_t next_log = started;
+    bool waited = false;
+    while (!zsys_interrupted) {
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+        struct addrinfo *found = NULL;
+        int rc = getaddrinfo (host, NULL, &hints, &found);
+        if (found)
+            freeaddrinfo (found);
+        if (rc == 0) {
+            if (waited)
+                zsys_info ("%s: '%s' resolves now, after %.1f s; connecting to %s",
+                           role, host, (zclock_mono () - started) / 1000.0, endpoint);
+            return 0;
+        }
+        int64_t now = zclock_mono ();
+        if (now >= next_log) {
+            zsys_info ("%s: waiting for the broker: '%s' does not resolve (%s) for %s%s",
+                       role, host, gai_strerror (rc), endpoint,
+                       waited ? "; still waiting" : "");
+            next_log = now + (log_every_ms > 0 ? log_every_ms : 5000);
+            waited = true;
+        }
+        //  Short naps, so SIGTERM (docker stop) is answered at once.
+        for (int nap = 0; nap < 5 && !zsys_interrupted; nap++)
+            zclock_sleep (100);
+    }
+    return -1;
 }
 
 //  Sends one record as a message without blocking. Returns 0 or -1.

@@ -30,6 +30,7 @@ typedef struct {
     int sndhwm;                 //  messages queued per peer for sending; 0 = no
                                 //  limit, -1 = libzmq's default (1000)
     int rcvhwm;                 //  messages queued per peer on receipt; same values
+    const char *routing_id;     //  ZMQ_ROUTING_ID to present, or NULL for none
 } pz_sockopts_t;
 
 //  Fills opts with the defaults: linger 0, heartbeats every 1000 ms with a
@@ -62,6 +63,18 @@ zsock_t *
 //  Caller owns return value (free with zstr_free or free).
 char *
     pz_endpoint_for_host (const char *host, int port);
+
+//  Waits until the host of a tcp:// endpoint resolves (getaddrinfo), so that
+//  a program started before its broker, or before the broker's name exists
+//  (a container's service name), waits for it instead of failing its first
+//  requests. Logs one line naming role and endpoint when it starts waiting,
+//  one every log_every_ms while it goes on, and one when the name resolves.
+//  Returns 0 at once for an endpoint that is not tcp:// or whose host is an
+//  address or '*'; 0 when the name resolves; -1 if SIGINT/SIGTERM came first
+//  (zsys_interrupted).
+int
+    pz_endpoint_wait_resolvable (const char *endpoint, const char *role,
+                                 int log_every_ms);
 
 //  Sends one record (tag, value) as a message, without blocking. Returns 0,
 //  or -1 if the socket could not take it now.

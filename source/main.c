@@ -44,11 +44,14 @@ main (int argc, char *argv [])
         { "rate", 'r', PZ_OPT_INT, &config.rate, 0, INT64_MAX / 1000, "R",
           "numbers per second, at most (0: as fast as acks come)" },
         { "pipeline", 'p', PZ_OPT_INT, &config.pipeline, 1, 64, "K",
-          "requests outstanding at once" },
+          "requests outstanding at once (several hide the round trip)" },
         { "timeout", 0, PZ_OPT_INT, &config.timeout_ms, 1, 3600000, "MS",
           "wait this long for an ack before resending" },
         { "retries", 0, PZ_OPT_INT, &config.retries, 0, 1000000, "N",
           "resend an unacknowledged request this often, then give up" },
+        { "wait", 0, PZ_OPT_INT, &config.wait_s, 0, 86400, "S",
+          "until the broker first answers, keep trying this long whatever "
+          "--retries says: a broker still starting is waited for (0: don't)" },
         { "acked", 0, PZ_OPT_STRING, &config.acked_path, 0, 0, "FILE",
           "write every acknowledged number to FILE, one per line" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
@@ -72,6 +75,9 @@ main (int argc, char *argv [])
     char *endpoint = config.connect ? strdup (config.connect)
                                     : pz_endpoint_for_host (broker, PZ_PORT_SOURCE);
     config.connect = endpoint;
+    //  A broker whose name does not resolve yet (a container starting) is
+    //  waited for, not given up on. SIGTERM while waiting: exit 0 below.
+    pz_endpoint_wait_resolvable (endpoint, "source", 5000);
 
     int status = 1;
     pz_source_t *source = pz_source_new (&config);

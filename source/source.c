@@ -30,6 +30,9 @@ typedef struct {
 //  sample, in bounded memory however long the run.
 #define S_RESERVOIR     65536
 
+//  How long a request the broker could not store (E 9) waits to go again.
+#define S_RETRY_LATER_MS    500
+
 struct _pz_source_t {
     pz_source_config_t config;  //  configuration (strings owned below)
     char *endpoint;             //  owned copy of config.connect
@@ -49,6 +52,7 @@ struct _pz_source_t {
     int64_t finished_ms;        //  last ack
     float *ack_times_ms;        //  reservoir of S_RESERVOIR ack times
     uint64_t ack_samples;       //  ack times offered to the reservoir
+    bool unavailable_logged;    //  an E 9 was logged (once per run)
     pz_source_stats_t stats;    //  counters
 };
 
@@ -65,7 +69,8 @@ pz_source_config_init (pz_source_config_t *config)
         .batch = 1,
         .timeout_ms = 2500,
         .retries = 3,
-        .pipeline = 1
+        .wait_s = 60,
+        .pipeline = 8
     };
     pz_sockopts_init (&config->sockopts);
 }
@@ -227,7 +232,9 @@ pz_source_new (const pz_source_config_t *config)
         self->client = pz_client_new ("source", self->endpoint, (int) config->pipeline,
                                       config->timeout_ms, config->retries,
                                       &config->sockopts);
-    if (!self->client)
+    if (self->client)
+        pz_client_set_wait (self->client, config->wait_s * 1000);
+    else
         pz_source_destroy (&self);
     return self;
 }
@@ -308,6 +315,19 @@ s_handle_reply (pz_source_t *self, int index, const uint8_t *reply, int size,
         for (size_t record = 1; self->acked && record <= slot->count; record++)
             fprintf (self->acked, "%" PRId64 "\n",
                      pz_record_value (request + record * PZ_RECORD_SIZE));
+        return;
+    }
+    if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ERROR
+    &&  pz_record_value (reply) == PZ_ERR_UNAVAILABLE) {
+        //  The broker cannot store it now (its disk is full): nothing was
+        //  taken. The same request, same id, goes again in a while.
+        if (!self->unavailable_logged)
+            zsys_warning ("source: %s cannot store numbers now (E 9); sending "
+                          "them again every %d ms until it can", self->endpoint,
+                          S_RETRY_LATER_MS);
+        self->unavailable_logged = true;
+        self->stats.deferred++;
+        pz_client_send_later (self->client, index, now_ms, S_RETRY_LATER_MS);
         return;
     }
     self->stats.rejected += slot->count;

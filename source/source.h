@@ -32,6 +32,8 @@ typedef struct {
     int64_t rate;               //  numbers per second, at most; 0: as fast as acks come
     int64_t timeout_ms;         //  wait this long for an ack before resending
     int64_t retries;            //  resends of one request before giving up
+    int64_t wait_s;             //  before the broker first answers, keep trying
+                                //  this long whatever the retries (0: don't)
     int64_t pipeline;           //  requests outstanding at once, 1 to 64
     const char *acked_path;     //  if not NULL, every acknowledged number goes here
     pz_sockopts_t sockopts;     //  heartbeats, handshake
@@ -42,6 +44,7 @@ typedef struct {
     uint64_t acked;             //  numbers the broker acknowledged
     uint64_t rejected;          //  numbers in requests answered with E
     uint64_t resends;           //  requests sent again after a timeout
+    uint64_t deferred;          //  requests sent again later after an E 9
     uint64_t bad_lines;         //  input lines that were not a 64-bit integer
     double seconds;             //  from first send to last ack
     double ack_p50_ms;          //  median request-to-ack time

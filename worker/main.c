@@ -28,6 +28,7 @@ main (int argc, char *argv [])
     int64_t threads = cores > 0 ? cores : 1;
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int verbose = 0;
+    const char *name = NULL;
 
     const pz_opt_t options [] = {
         { "broker", 0, PZ_OPT_STRING, &broker, 0, 0, "HOST",
@@ -46,6 +47,12 @@ main (int argc, char *argv [])
           "reports waiting for their acks at once, per thread" },
         { "prefetch", 0, PZ_OPT_INT, &config.prefetch, 1, 1000000, "N",
           "dispatches queued per thread, at most" },
+        { "name", 0, PZ_OPT_STRING, &name, 0, 0, "NAME",
+          "how the broker's stats and logs name this worker (default: "
+          "host name + pid); threads add /0, /1, ..." },
+        { "wait", 0, PZ_OPT_INT, &config.wait_s, 0, 86400, "S",
+          "until the broker first answers, keep trying this long whatever "
+          "--retries says (0: don't)" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
           "ZMTP heartbeat interval on the results connection (0: off)" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
@@ -67,15 +74,32 @@ main (int argc, char *argv [])
                                    : pz_endpoint_for_host (broker, PZ_PORT_RESULTS);
     config.dispatch = dispatch;
     config.results = results;
+    //  A broker whose name does not resolve yet (a container starting) is
+    //  waited for, not given up on. SIGTERM while waiting: the loop below
+    //  does not run and the worker exits 0.
+    if (pz_endpoint_wait_resolvable (dispatch, "worker", 5000) == 0)
+        pz_endpoint_wait_resolvable (results, "worker", 5000);
 
     //  Connect every thread's sockets here, so a bad endpoint ends the
     //  program before any thread starts.
     pz_worker_t *workers [S_THREADS_MAX] = { NULL };
     zactor_t *actors [S_THREADS_MAX] = { NULL };
     int status = 0;
-    for (int64_t index = 0; index < threads && status == 0; index++)
+    char host [200] = "worker";
+    gethostname (host, sizeof host - 1);
+    char *base_name = name && *name ? strdup (name) : zsys_sprintf ("%s-%d", host, (int) getpid ());
+    if (strlen (base_name) > 240) {
+        zsys_error ("worker: --name is longer than 240 bytes");
+        status = 1;
+    }
+    for (int64_t index = 0; index < threads && status == 0; index++) {
+        char thread_name [256];
+        snprintf (thread_name, sizeof thread_name, "%s/%d", base_name, (int) index);
+        config.name = thread_name;      //  copied by the client
         if (!(workers [index] = pz_worker_new (&config)))
             status = 1;
+    }
+    config.name = NULL;
     zpoller_t *poller = zpoller_new (NULL);
     for (int64_t index = 0; index < threads && status == 0; index++) {
         //  The actor takes ownership of the worker and its sockets.
@@ -84,8 +108,8 @@ main (int argc, char *argv [])
         zpoller_add (poller, actors [index]);
     }
     if (status == 0)
-        zsys_info ("worker: %" PRId64 " threads pulling from %s, reporting to %s",
-                   threads, dispatch, results);
+        zsys_info ("worker: %s: %" PRId64 " threads pulling from %s, reporting to %s",
+                   base_name, threads, dispatch, results);
 
     while (status == 0 && !zsys_interrupted) {
         zactor_t *which = (zactor_t *) zpoller_wait (poller, 500);
@@ -125,6 +149,7 @@ main (int argc, char *argv [])
         zactor_destroy (&actors [index]);
         pz_worker_destroy (&workers [index]);
     }
+    zstr_free (&base_name);
     zpoller_destroy (&poller);
     free (results);
     free (dispatch);

@@ -44,7 +44,8 @@ pz_worker_config_init (pz_worker_config_t *config)
         .timeout_ms = 2500,
         .retries = 3,
         .prefetch = 4,
-        .pipeline = 4
+        .pipeline = 4,
+        .wait_s = 60
     };
     pz_sockopts_init (&config->sockopts);
 }
@@ -71,6 +72,11 @@ pz_worker_new (const pz_worker_config_t *config)
         self->client = pz_client_new ("worker", self->results_endpoint,
                                       (int) config->pipeline, config->timeout_ms,
                                       config->retries, &config->sockopts);
+    if (self->client) {
+        pz_client_set_wait (self->client, config->wait_s * 1000);
+        if (config->name && pz_client_set_routing_id (self->client, config->name) != 0)
+            pz_client_destroy (&self->client);
+    }
     if (!self->client)
         pz_worker_destroy (&self);
     return self;
@@ -159,6 +165,15 @@ s_handle_ack (pz_worker_t *self, int index, const uint8_t *reply, int size)
     if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ACK) {
         self->stats.reports++;
         self->stats.numbers += self->counts [index];
+        return;
+    }
+    if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ERROR
+    &&  pz_record_value (reply) == PZ_ERR_UNAVAILABLE) {
+        //  The broker could not store the verdicts now (a full disk): the
+        //  same report goes again in a while; its lease keeps it safe
+        //  meanwhile.
+        self->stats.deferred++;
+        pz_client_send_later (self->client, index, zclock_mono (), 500);
         return;
     }
     self->stats.rejected++;

@@ -30,6 +30,10 @@ typedef struct {
     int64_t retries;            //  resends of one report before giving up
     int64_t prefetch;           //  dispatches queued in this worker, at most (RCVHWM)
     int64_t pipeline;           //  reports waiting for their acks at once, 1 to 64
+    const char *name;           //  how the broker's stats and logs name this
+                                //  worker (its results connection), or NULL
+    int64_t wait_s;             //  before the broker first answers, keep trying
+                                //  this long whatever the retries (0: don't)
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_worker_config_t;
 
@@ -37,6 +41,7 @@ typedef struct {
     uint64_t numbers;           //  numbers tested and acknowledged
     uint64_t reports;           //  reports acknowledged
     uint64_t rejected;          //  reports answered with E
+    uint64_t deferred;          //  reports sent again later after an E 9
     uint64_t resends;           //  reports sent again after a timeout
     uint64_t malformed;         //  dispatches dropped as malformed
 } pz_worker_stats_t;

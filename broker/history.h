@@ -1,0 +1,48 @@
+/*  =========================================================================
+    history - the broker's fifth endpoint: old publications, for sinks that
+              missed some
+
+    A ROUTER, served by a thread of its own (a zactor), so that a sink
+    reading history never slows the broker's loop. With a journal it copies
+    publications out of the journal's segment files, read-only; without one
+    it answers the status part only (proto/PROTOCOL.md, "History"). The
+    broker's loop tells it, through pz_history_shared_t, how far the journal
+    is durable and the last tag-seq of each tag, and ticks a clock so that
+    the answer to a status request also says the loop is alive.
+    =========================================================================
+*/
+#ifndef PZ_HISTORY_H_INCLUDED
+#define PZ_HISTORY_H_INCLUDED
+
+#include <czmq.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "sock.h"
+
+//  What the broker's loop publishes for the history thread. Written by the
+//  loop only, read by the history thread only; each field on its own.
+typedef struct {
+    _Atomic int64_t durable_seq;    //  newest publication durable and published
+    _Atomic int64_t tag_seq [3];    //  newest tag-seq of N, P and C among those
+    _Atomic int64_t tick_ms;        //  zclock_mono of the loop's latest turn
+} pz_history_shared_t;
+
+typedef struct {
+    const char *bind;               //  ROUTER endpoint
+    const char *journal_dir;        //  the journal to read, or NULL for none
+    pz_history_shared_t *shared;    //  the loop's state; outlives the actor
+    pz_sockopts_t sockopts;         //  heartbeats, handshake, linger
+} pz_history_config_t;
+
+//  A loop silent for longer than this fails status requests (E 9): the
+//  health check of a container asks the history endpoint.
+#define PZ_HISTORY_STALE_MS     5000
+
+//  zactor body serving history: args is a pz_history_config_t * (copied).
+//  Signals 0 once bound, 1 if the endpoint cannot be bound. Commands:
+//  "ENDPOINT" (reply: the bound endpoint, wildcard port resolved), "$TERM".
+void
+    pz_history_actor (zsock_t *pipe, void *args);
+
+#endif

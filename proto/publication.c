@@ -1,0 +1,62 @@
+/*  =========================================================================
+    publication - what the broker publishes: records of one tag and a
+                  trailer of two sequence numbers
+
+    Checked on every message a sink receives, so the walk over the data
+    records is one comparison per record against the first tag.
+    =========================================================================
+*/
+#include "publication.h"
+
+#include <assert.h>
+
+//  Checks one publication. Returns PZ_OK and fills *publication, or the
+//  code of the first problem.
+pz_error_t
+pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *publication)
+{
+    assert (publication);
+    if (size == 0 || size % PZ_RECORD_SIZE != 0)
+        return PZ_ERR_LENGTH;
+    assert (data);
+    size_t records = size / PZ_RECORD_SIZE;
+    if (records > PZ_RECORDS_MAX + 2)
+        return PZ_ERR_TOO_MANY;
+    //  Unknown tags anywhere come first, as in pz_record_check.
+    for (size_t index = 0; index < records; index++)
+        if (!pz_record_tag_known (pz_record_tag (data + index * PZ_RECORD_SIZE)))
+            return PZ_ERR_UNKNOWN_TAG;
+    if (records < 3)
+        return PZ_ERR_TAG_REFUSED;      //  no room for data and a trailer
+    char tag = pz_record_tag (data);
+    if (tag != PZ_TAG_NUMBER && tag != PZ_TAG_PRIME && tag != PZ_TAG_COMPOSITE)
+        return PZ_ERR_TAG_REFUSED;
+    size_t count = records - 2;
+    for (size_t index = 1; index < count; index++)
+        if (pz_record_tag (data + index * PZ_RECORD_SIZE) != tag)
+            return PZ_ERR_TAG_REFUSED;
+    const uint8_t *trailer = data + count * PZ_RECORD_SIZE;
+    if (pz_record_tag (trailer) != PZ_TAG_SEQ
+    ||  pz_record_tag (trailer + PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ)
+        return PZ_ERR_TAG_REFUSED;
+    int64_t seq = pz_record_value (trailer);
+    int64_t tag_seq = pz_record_value (trailer + PZ_RECORD_SIZE);
+    if (seq < 1 || tag_seq < 1)
+        return PZ_ERR_TAG_REFUSED;
+    *publication = (pz_publication_t) {
+        .tag = tag, .records = data, .count = count, .seq = seq, .tag_seq = tag_seq
+    };
+    return PZ_OK;
+}
+
+//  Returns the size of the first publication at data, or 0 if none.
+size_t
+pz_publication_next (const uint8_t *data, size_t size)
+{
+    size_t records = size / PZ_RECORD_SIZE;
+    for (size_t index = 0; index + 1 < records; index++)
+        if (pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_SEQ)
+            return pz_record_tag (data + (index + 1) * PZ_RECORD_SIZE) == PZ_TAG_TAG_SEQ
+                 ? (index + 2) * PZ_RECORD_SIZE : 0;
+    return 0;
+}

@@ -1,0 +1,60 @@
+/*  =========================================================================
+    publication - what the broker publishes: records of one tag and a
+                  trailer of two sequence numbers
+
+    Every message on the publish and history endpoints is 1 to
+    PZ_RECORDS_MAX data records of one tag (N, P or C), then the trailer
+    `S <seq>` `T <tag-seq>`: seq numbers every publication of every tag, and
+    tag-seq the publications of that tag alone, so a sink that subscribes to
+    some tags can tell a message it missed from one it never asked for
+    (proto/PROTOCOL.md, "Sequence numbers"). This module checks a received
+    publication and writes a trailer; like record.c it never allocates and
+    never asserts on wire data.
+    =========================================================================
+*/
+#ifndef PZ_PUBLICATION_H_INCLUDED
+#define PZ_PUBLICATION_H_INCLUDED
+
+#include "record.h"
+
+//  Bytes of the trailer, and of the largest publication.
+#define PZ_TRAILER_SIZE         (2 * PZ_RECORD_SIZE)
+#define PZ_PUBLICATION_MAX      (PZ_RECORD_SIZE * PZ_RECORDS_MAX + PZ_TRAILER_SIZE)
+
+//  The tags a publication's data records may have.
+#define PZ_TAGS_PUBLISHED       "NPC"
+
+//  A publication, as read by pz_publication_parse. data points into the
+//  message it was parsed from.
+typedef struct {
+    char tag;                   //  the data records' tag
+    const uint8_t *records;     //  the first data record
+    size_t count;               //  data records, 1 to PZ_RECORDS_MAX
+    int64_t seq;                //  its sequence number, >= 1
+    int64_t tag_seq;            //  its number among its tag's, >= 1
+} pz_publication_t;
+
+//  Checks that the size bytes at data are one publication: data records of
+//  one tag from PZ_TAGS_PUBLISHED, then S and T with positive values.
+//  Returns PZ_OK and fills *publication, or the error code that names the
+//  first problem (length, count, unknown or refused tag, a missing or
+//  misplaced trailer: PZ_ERR_TAG_REFUSED).
+pz_error_t
+    pz_publication_parse (const uint8_t *data, size_t size,
+                          pz_publication_t *publication);
+
+//  Writes the trailer S seq, T tag_seq into the PZ_TRAILER_SIZE bytes at dest.
+static inline void
+pz_publication_trailer (uint8_t *dest, int64_t seq, int64_t tag_seq)
+{
+    pz_record_encode (dest, PZ_TAG_SEQ, seq);
+    pz_record_encode (dest + PZ_RECORD_SIZE, PZ_TAG_TAG_SEQ, tag_seq);
+}
+
+//  Returns the size of the first publication in the size bytes at data (a
+//  run of records ending with its S and T records), or 0 if there is none
+//  there: for splitting a frame that holds several, as history replies do.
+size_t
+    pz_publication_next (const uint8_t *data, size_t size);
+
+#endif
