@@ -57,7 +57,7 @@ typedef struct {
     uint64_t reports;           //  reports of its that published verdicts
     uint64_t duplicates;        //  numbers it reported after someone else
     uint64_t rejected;          //  reports of its answered with E
-    uint64_t numbers_at_stats;  //  numbers when stats were last logged
+    uint64_t numbers_reported [2];  //  numbers at the last log line, snapshot
     int64_t last_seen_ms;       //  zclock_mono of its latest report
 } s_worker_t;
 
@@ -107,6 +107,7 @@ struct _pz_broker_t {
     zsock_t *results;           //  ROUTER: workers report I + P/C records
     pz_history_shared_t shared; //  what the history thread reads
     zactor_t *history;          //  the history endpoint, in its own thread
+    bool shared_ready;          //  shared's lock and snapshot exist
     pz_journal_t *journal;      //  what was accepted and decided, or NULL
     pz_leases_t *leases;        //  dispatches waiting for workers or leased
     pz_recent_t *recent;        //  acks of recent request ids
@@ -131,8 +132,9 @@ struct _pz_broker_t {
     int64_t next_stats_ms;      //  when stats are logged next
     int64_t next_subscriptions_ms;  //  when subscriptions are read next
     int64_t next_retain_ms;     //  when journal retention runs next
-    uint64_t results_at_stats;  //  stats.results when stats were last logged
-    int64_t last_stats_ms;      //  when stats were last logged
+    uint64_t results_reported [2];  //  stats.results at the last log line, snapshot
+    int64_t reported_ms [2];    //  when they were made
+    int64_t next_snapshot_ms;   //  when the history thread gets fresh stats
     pz_broker_stats_t stats;    //  the counters
 };
 
@@ -297,6 +299,9 @@ pz_broker_new (const pz_broker_config_t *config)
         for (int index = 0; index < 3; index++)
             atomic_store (&self->shared.tag_seq [index], self->tag_seq [index]);
         atomic_store (&self->shared.tick_ms, zclock_mono ());
+        self->shared.stats_json = strdup ("{}");
+        pthread_mutex_init (&self->shared.stats_lock, NULL);
+        self->shared_ready = true;
         pz_history_config_t history = {
             .bind = self->binds [4], .journal_dir = self->journal_dir,
             .shared = &self->shared, .sockopts = opts
@@ -332,6 +337,10 @@ pz_broker_destroy (pz_broker_t **self_p)
     if (!self)
         return;
     zactor_destroy (&self->history);
+    if (self->shared_ready) {
+        pthread_mutex_destroy (&self->shared.stats_lock);
+        free (self->shared.stats_json);
+    }
     //  Batches still waiting for a sync were never acknowledged: drop them.
     for (size_t batch = 0; batch < S_BATCHES; batch++)
         s_batch_clear (&self->batches [batch]);
@@ -849,52 +858,121 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
     *stats = self->stats;
 }
 
-//  Logs one line of counters (or writes one JSON object on stdout, with
-//  --stats-format json: docs/STATS.md); final adds abandoned work.
+//  A baseline for rates: the counters when the last report was made.
+//  Log lines and the history endpoint's snapshots keep one each.
+typedef enum { S_FOR_LOG, S_FOR_SNAPSHOT } s_audience_t;
 
-static void
-s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
+//  Returns the stats as one JSON object (docs/STATS.md), rates measured
+//  since the audience's previous report (since the start if final), and
+//  moves that audience's baseline. Caller owns return value.
+static char *
+s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audience)
 {
     pz_broker_stats_t stats;
     pz_broker_stats (self, &stats);
-    char errors [240] = "";
-    size_t used = 0;
-    uint64_t error_total = 0;
+    char *json = NULL;
+    size_t json_size = 0;
+    FILE *out = open_memstream (&json, &json_size);
+    assert (out);
+    int64_t since_ms = final ? now_ms - self->started_ms
+                             : now_ms - self->reported_ms [audience];
+    uint64_t results = final ? stats.results
+                             : stats.results - self->results_reported [audience];
+    double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
+    fprintf (out, "{\"type\":\"stats\",\"final\":%s,\"uptime_ms\":%" PRId64
+             ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
+             ",\"retries\":%" PRIu64 ",\"dispatched\":%" PRIu64
+             ",\"dispatches\":%" PRIu64 ",\"redispatched\":%" PRIu64
+             ",\"results\":%" PRIu64 ",\"duplicates\":%" PRIu64
+             ",\"inflight\":%" PRIu64 ",\"recovered\":%" PRIu64
+             ",\"published\":%" PRIu64 ",\"seq\":%" PRId64
+             ",\"journal\":%s,\"commits\":%" PRIu64 ",\"unavailable\":%" PRIu64
+             ",\"subscriptions\":%" PRIu64 ",\"errors\":{",
+             final ? "true" : "false", now_ms - self->started_ms,
+             stats.accepted, stats.requests, stats.retries, stats.dispatched,
+             stats.dispatches, stats.redispatched, stats.results,
+             stats.duplicates, stats.inflight, stats.recovered,
+             stats.published, self->next_seq - 1,
+             self->journal ? "true" : "false", stats.commits,
+             stats.unavailable, stats.subscriptions);
+    const char *comma = "";
     for (int code = 1; code <= PZ_ERR_MAX; code++)
         if (stats.errors [code]) {
-            error_total += stats.errors [code];
-            used += (size_t) snprintf (errors + used, sizeof errors - used,
-                                       self->config.stats_json ? "%s\"%d\":%" PRIu64 : "%s E%d:%" PRIu64,
-                                       self->config.stats_json && used ? "," : "",
-                                       code, stats.errors [code]);
+            fprintf (out, "%s\"%d\":%" PRIu64, comma, code, stats.errors [code]);
+            comma = ",";
         }
-    int64_t since_ms = final ? now_ms - self->started_ms : now_ms - self->last_stats_ms;
-    uint64_t results = final ? stats.results : stats.results - self->results_at_stats;
-    double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
+    fprintf (out, "},\"rate\":%.0f,\"workers\":[", rate);
     //  Workers sorted by name, for a stable order.
     zlistx_t *names = zhashx_keys (self->workers);
     zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
     zlistx_sort (names);
-    if (self->config.stats_json) {
-        printf ("{\"type\":\"stats\",\"final\":%s,\"uptime_ms\":%" PRId64
-                ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
-                ",\"retries\":%" PRIu64 ",\"dispatched\":%" PRIu64
-                ",\"dispatches\":%" PRIu64 ",\"redispatched\":%" PRIu64
-                ",\"results\":%" PRIu64 ",\"duplicates\":%" PRIu64
-                ",\"inflight\":%" PRIu64 ",\"recovered\":%" PRIu64
-                ",\"published\":%" PRIu64 ",\"seq\":%" PRId64
-                ",\"journal\":%s,\"commits\":%" PRIu64 ",\"unavailable\":%" PRIu64
-                ",\"subscriptions\":%" PRIu64 ",\"errors\":{%s}"
-                ",\"rate\":%.0f,\"workers\":[",
-                final ? "true" : "false", now_ms - self->started_ms,
-                stats.accepted, stats.requests, stats.retries, stats.dispatched,
-                stats.dispatches, stats.redispatched, stats.results,
-                stats.duplicates, stats.inflight, stats.recovered,
-                stats.published, self->next_seq - 1,
-                self->journal ? "true" : "false", stats.commits,
-                stats.unavailable, stats.subscriptions, errors, rate);
+    comma = "";
+    for (const char *name = (const char *) zlistx_first (names); name;
+         name = (const char *) zlistx_next (names)) {
+        s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
+        uint64_t numbers = final ? worker->numbers
+                                 : worker->numbers - worker->numbers_reported [audience];
+        double worker_rate = since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0;
+        fprintf (out, "%s{\"name\":\"%s\",\"numbers\":%" PRIu64 ",\"reports\":%" PRIu64
+                 ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64
+                 ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 "}",
+                 comma, worker->name, worker->numbers, worker->reports,
+                 worker->duplicates, worker->rejected, worker_rate,
+                 now_ms - worker->last_seen_ms);
+        worker->numbers_reported [audience] = worker->numbers;
+        comma = ",";
     }
-    else
+    zlistx_destroy (&names);
+    fprintf (out, "]}");
+    fclose (out);
+    self->results_reported [audience] = stats.results;
+    self->reported_ms [audience] = now_ms;
+    return json;
+}
+
+//  Hands the history thread a fresh snapshot of the stats, for the stats
+//  request on the history endpoint (playzmq-top, health checks).
+static void
+s_snapshot_stats (pz_broker_t *self, int64_t now_ms)
+{
+    char *json = s_stats_json (self, now_ms, false, S_FOR_SNAPSHOT);
+    pthread_mutex_lock (&self->shared.stats_lock);
+    char *old = self->shared.stats_json;
+    self->shared.stats_json = json;
+    pthread_mutex_unlock (&self->shared.stats_lock);
+    free (old);
+}
+
+//  Reports the counters: one JSON object on stdout with --stats-format
+//  json (docs/STATS.md), else log lines for people, the same fields by the
+//  same names. final adds what happens to work without a verdict.
+
+static void
+s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
+{
+    if (self->config.stats_json) {
+        char *json = s_stats_json (self, now_ms, final, S_FOR_LOG);
+        printf ("%s\n", json);
+        fflush (stdout);
+        free (json);
+    }
+    else {
+        pz_broker_stats_t stats;
+        pz_broker_stats (self, &stats);
+        char errors [240] = "";
+        size_t used = 0;
+        uint64_t error_total = 0;
+        for (int code = 1; code <= PZ_ERR_MAX; code++)
+            if (stats.errors [code]) {
+                error_total += stats.errors [code];
+                used += (size_t) snprintf (errors + used, sizeof errors - used,
+                                           " E%d:%" PRIu64, code, stats.errors [code]);
+            }
+        int64_t since_ms = final ? now_ms - self->started_ms
+                                 : now_ms - self->reported_ms [S_FOR_LOG];
+        uint64_t results = final ? stats.results
+                                 : stats.results - self->results_reported [S_FOR_LOG];
+        double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
         zsys_info ("broker: %saccepted %" PRIu64 " dispatched %" PRIu64
                    " redispatched %" PRIu64 " results %" PRIu64 " duplicates %" PRIu64
                    " inflight %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "%s%s%s"
@@ -906,45 +984,36 @@ s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
                    used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "",
                    stats.requests, stats.dispatches, stats.recovered,
                    self->next_seq - 1, zhashx_size (self->workers), rate);
-    bool first = true;
-    for (const char *name = (const char *) zlistx_first (names); name;
-         name = (const char *) zlistx_next (names)) {
-        s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
-        uint64_t numbers = final ? worker->numbers
-                                 : worker->numbers - worker->numbers_at_stats;
-        double worker_rate = since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0;
-        int64_t ago_ms = now_ms - worker->last_seen_ms;
-        if (self->config.stats_json)
-            printf ("%s{\"name\":\"%s\",\"numbers\":%" PRIu64 ",\"reports\":%" PRIu64
-                    ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64
-                    ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 "}",
-                    first ? "" : ",", worker->name, worker->numbers, worker->reports,
-                    worker->duplicates, worker->rejected, worker_rate, ago_ms);
-        else
+        zlistx_t *names = zhashx_keys (self->workers);
+        zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+        zlistx_sort (names);
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names)) {
+            s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
+            uint64_t numbers = final ? worker->numbers
+                                     : worker->numbers - worker->numbers_reported [S_FOR_LOG];
             zsys_info ("broker: %sworker %s: numbers %" PRIu64 " reports %" PRIu64
                        " duplicates %" PRIu64 " rejected %" PRIu64 " %.0f numbers/s,"
                        " last seen %" PRId64 " ms ago", final ? "final: " : "",
                        worker->name, worker->numbers, worker->reports,
-                       worker->duplicates, worker->rejected, worker_rate, ago_ms);
-        worker->numbers_at_stats = worker->numbers;
-        first = false;
+                       worker->duplicates, worker->rejected,
+                       since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0,
+                       now_ms - worker->last_seen_ms);
+            worker->numbers_reported [S_FOR_LOG] = worker->numbers;
+        }
+        zlistx_destroy (&names);
+        self->results_reported [S_FOR_LOG] = stats.results;
+        self->reported_ms [S_FOR_LOG] = now_ms;
     }
-    zlistx_destroy (&names);
-    if (self->config.stats_json) {
-        printf ("]}\n");
-        fflush (stdout);
-    }
-    if (final && stats.inflight > 0) {
+    if (final && self->stats.inflight > 0) {
         if (self->journal)
             zsys_info ("broker: %" PRIu64 " acknowledged numbers have no verdict "
                        "yet; they are in the journal and go out again at the next start",
-                       stats.inflight);
+                       self->stats.inflight);
         else
             zsys_warning ("broker: %" PRIu64 " acknowledged numbers had no verdict "
-                          "at exit and are lost", stats.inflight);
+                          "at exit and are lost", self->stats.inflight);
     }
-    self->results_at_stats = stats.results;
-    self->last_stats_ms = now_ms;
 }
 
 
@@ -1024,7 +1093,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 {
     assert (self);
     int status = 0;
-    self->started_ms = self->last_stats_ms = zclock_mono ();
+    self->started_ms = zclock_mono ();
+    self->reported_ms [S_FOR_LOG] = self->reported_ms [S_FOR_SNAPSHOT] = self->started_ms;
     self->next_stats_ms = self->config.stats_s > 0 ?
         self->started_ms + self->config.stats_s * 1000 : INT64_MAX;
     for (int index = 0; index < S_ENDPOINTS; index++)
@@ -1076,6 +1146,10 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             s_log_stats (self, now_ms, false);
             self->next_stats_ms = now_ms + self->config.stats_s * 1000;
         }
+        if (now_ms >= self->next_snapshot_ms) {
+            s_snapshot_stats (self, now_ms);
+            self->next_snapshot_ms = now_ms + PZ_HISTORY_SNAPSHOT_MS;
+        }
         if (self->journal && now_ms >= self->next_retain_ms) {
             pz_journal_retain (self->journal);
             self->next_retain_ms = now_ms + S_RETAIN_MS;
@@ -1092,6 +1166,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
 
         int64_t wake_ms = self->next_stats_ms < self->next_subscriptions_ms ?
                           self->next_stats_ms : self->next_subscriptions_ms;
+        if (self->next_snapshot_ms < wake_ms)
+            wake_ms = self->next_snapshot_ms;
         int64_t leases_wake_ms = pz_leases_wake_ms (self->leases, now_ms, self->draining);
         if (leases_wake_ms < wake_ms)
             wake_ms = leases_wake_ms;

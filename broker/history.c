@@ -66,12 +66,36 @@ s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
     return PZ_OK;
 }
 
+//  Answers a stats request (the one record H 0) with the loop's latest
+//  stats snapshot, a JSON object, or E 9 if the loop stopped turning.
+static void
+s_answer_stats (s_history_t *self, pz_request_t *request)
+{
+    void *handle = zsock_resolve (self->router);
+    pz_history_shared_t *shared = self->config.shared;
+    if (zclock_mono () - atomic_load (&shared->tick_ms) > PZ_HISTORY_STALE_MS) {
+        pz_request_reply_record (request, handle, PZ_TAG_ERROR, PZ_ERR_UNAVAILABLE);
+        return;
+    }
+    pthread_mutex_lock (&shared->stats_lock);
+    char *json = strdup (shared->stats_json);
+    pthread_mutex_unlock (&shared->stats_lock);
+    pz_request_reply (request, handle, json, strlen (json));
+    free (json);
+}
+
 //  Answers one request: publications from the journal, then the status.
 static void
 s_answer (s_history_t *self, pz_request_t *request)
 {
     void *handle = zsock_resolve (self->router);
     pz_history_shared_t *shared = self->config.shared;
+    if (request->error == PZ_OK && pz_request_size (request) == PZ_RECORD_SIZE
+    &&  pz_record_tag (pz_request_data (request)) == PZ_TAG_HISTORY
+    &&  pz_record_value (pz_request_data (request)) == 0) {
+        s_answer_stats (self, request);
+        return;
+    }
     int64_t from, until;
     char tags [3];
     int tag_count = 0;

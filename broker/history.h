@@ -15,6 +15,7 @@
 #define PZ_HISTORY_H_INCLUDED
 
 #include <czmq.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -26,7 +27,13 @@ typedef struct {
     _Atomic int64_t durable_seq;    //  newest publication durable and published
     _Atomic int64_t tag_seq [3];    //  newest tag-seq of N, P and C among those
     _Atomic int64_t tick_ms;        //  zclock_mono of the loop's latest turn
+    pthread_mutex_t stats_lock;     //  guards stats_json
+    char *stats_json;               //  the latest stats (docs/STATS.md), one
+                                    //  JSON object; replaced, not edited
 } pz_history_shared_t;
+
+//  How often the loop hands the history thread fresh stats.
+#define PZ_HISTORY_SNAPSHOT_MS  1000
 
 typedef struct {
     const char *bind;               //  ROUTER endpoint
@@ -35,8 +42,8 @@ typedef struct {
     pz_sockopts_t sockopts;         //  heartbeats, handshake, linger
 } pz_history_config_t;
 
-//  A loop silent for longer than this fails status requests (E 9): the
-//  health check of a container asks the history endpoint.
+//  A loop silent for longer than this fails status and stats requests
+//  (E 9): the health check of a container asks the history endpoint.
 #define PZ_HISTORY_STALE_MS     5000
 
 //  zactor body serving history: args is a pz_history_config_t * (copied).

@@ -153,6 +153,20 @@ pz_endpoint_wait_resolvable (const char *endpoint, const char *role, int log_eve
     return -1;
 }
 
+//  Returns endpoint with another port, or NULL if it is not tcp://HOST:PORT.
+char *
+pz_endpoint_with_port (const char *endpoint, int port)
+{
+    assert (endpoint);
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return NULL;
+    const char *host = endpoint + 6;
+    const char *colon = strrchr (host, ':');
+    if (!colon || colon == host)
+        return NULL;
+    return zsys_sprintf ("tcp://%.*s:%d", (int) (colon - host), host, port);
+}
+
 //  Sends one record as a message without blocking. Returns 0 or -1.
 int
 pz_sock_send_record (zsock_t *sock, char tag, int64_t value)

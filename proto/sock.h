@@ -76,6 +76,12 @@ int
     pz_endpoint_wait_resolvable (const char *endpoint, const char *role,
                                  int log_every_ms);
 
+//  Returns endpoint ("tcp://HOST:PORT") with its port replaced by port,
+//  or NULL if it is not a tcp:// endpoint with a host. Caller owns return
+//  value.
+char *
+    pz_endpoint_with_port (const char *endpoint, int port);
+
 //  Sends one record (tag, value) as a message, without blocking. Returns 0,
 //  or -1 if the socket could not take it now.
 int

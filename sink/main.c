@@ -27,7 +27,8 @@ main (int argc, char *argv [])
     pz_sink_config_t config;
     pz_sink_config_init (&config);
     config.connect = NULL;      //  filled from --broker when not given
-    const char *broker = "localhost";
+    const char *broker_default = "localhost";
+    const char *broker = broker_default;
     const char *format = "text";
     const char *from = "new";
     int verbose = 0;
@@ -79,10 +80,17 @@ main (int argc, char *argv [])
     if (config.resume && !*config.resume)
         return pz_cli_error ("playzmq-sink", "--resume: the file name is empty");
     pz_log_set_verbose (verbose);
+    bool broker_given = broker != broker_default;
+    bool connect_given = config.connect != NULL;
     char *endpoint = config.connect ? strdup (config.connect)
                                     : pz_endpoint_for_host (broker, PZ_PORT_PUBLISH);
     config.connect = endpoint;
     char *history = NULL;
+    if (!config.history && connect_given && !broker_given)
+        //  --connect without --broker: the history endpoint is on the same
+        //  host as the publish endpoint, at its default port.
+        history = pz_endpoint_with_port (config.connect, PZ_PORT_HISTORY);
+    else
     if (!config.history)
         history = pz_endpoint_for_host (broker, PZ_PORT_HISTORY);
     else

@@ -732,8 +732,16 @@ s_history_call (pz_sink_t *self, const char *tags, int64_t from, int64_t until,
             int64_t left = deadline - zclock_mono ();
             if (left <= 0)
                 break;
-            zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
-            if (zmq_poll (&item, 1, left < 100 ? (long) left : 100) <= 0)
+            //  The SUB is polled too, for nothing: libzmq attaches a SUB's
+            //  new connection (and sends its subscriptions) only when the
+            //  socket is used, so a sink waiting here for a broker that
+            //  restarted would otherwise stay unsubscribed meanwhile.
+            zmq_pollitem_t items [] = {
+                { handle, 0, ZMQ_POLLIN, 0 },
+                { zsock_resolve (self->sub), 0, 0, 0 }
+            };
+            if (zmq_poll (items, 2, left < 100 ? (long) left : 100) <= 0
+            ||  !(items [0].revents & ZMQ_POLLIN))
                 continue;
             if (zmq_msg_recv (reply, handle, 0) == -1)
                 continue;

@@ -69,6 +69,12 @@ def is_prime(n):
 ENDPOINTS = ("source", "publish", "dispatch", "results", "history")
 
 
+def sink_endpoints(ep):
+    """A sink's flags for a broker's endpoints (a dict from start_broker):
+    its publish endpoint and its history endpoint."""
+    return ("--connect", ep["publish"], "--history", ep["history"])
+
+
 class Proc:
     """One started executable, its log file, and how to stop it."""
 

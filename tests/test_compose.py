@@ -2,7 +2,10 @@
 
 No Docker engine and no systemd as PID 1 here, so:
 - docker-compose.yml is validated by `docker-compose config` (Debian's
-  docker-compose, or `docker compose` where that works);
+  docker-compose, or `docker compose` where that works); its journal
+  volume, its Swarm settings and docker-compose.override.yml's loopback
+  ports are checked as written (tests/test_deploy.py runs them in a real
+  engine);
 - its services are run for real: each service's command and environment,
   exactly as written, as local processes (the image's playzmq-<kind> is
   build/<kind>/playzmq-<kind>), one network namespace per container with its
@@ -48,7 +51,10 @@ KINDS = ("broker", "worker", "source", "sink")
 # Service keys the namespace run understands; any other (env_file, user,
 # entrypoint tricks...) must be taught to it before the compose file uses it.
 KNOWN_KEYS = {"image", "build", "init", "stop_grace_period", "command", "entrypoint",
-              "environment", "ports", "restart", "deploy"}
+              "environment", "ports", "restart", "deploy", "healthcheck", "volumes"}
+# What Compose 1.x says of docker-compose.yml's Swarm-only settings.
+IGNORED_WARNING = re.compile(r"^The following deploy sub-keys are not supported and have "
+                             r"been ignored: endpoint_mode$")
 
 
 def compose_tool():
@@ -67,6 +73,11 @@ def load_compose():
                    "(listed in tools/packages-deploy-test.txt)")
     with open(COMPOSE) as handle:
         return yaml.safe_load(handle)
+
+
+def interpolate(value):
+    """Compose's ${NAME:-default} and ${NAME}, as with an empty environment."""
+    return re.sub(r"\$\{(\w+)(?::?-([^}]*))?\}", lambda m: m.group(2) or "", str(value))
 
 
 def words(value):
@@ -92,7 +103,7 @@ def services():
         for key, value in env.items():
             assert value is not None, "%s: %s is taken from the host" % (name, key)
             assert not isinstance(value, bool), "%s: quote %s's value" % (name, key)
-        env = {k: str(v) for k, v in env.items()}
+        env = {k: interpolate(v) for k, v in env.items()}
         replicas = int((spec.get("deploy") or {}).get("replicas", 1))
         result[name] = (argv, match.group(1), env, replicas)
     return result
@@ -113,7 +124,9 @@ def test_compose_config_validates():
     run = lambda *args: subprocess.run(tool + ["-f", COMPOSE] + list(args), cwd=ROOT,
                                        capture_output=True, text=True, timeout=60)
     done = run("config", "-q")
-    assert done.returncode == 0 and not done.stderr.strip(), \
+    noise = [line for line in done.stderr.splitlines()
+             if line.strip() and not IGNORED_WARNING.match(line.strip())]
+    assert done.returncode == 0 and not noise, \
         "%s config: %s%s" % (" ".join(tool), done.stdout, done.stderr)
     done = run("config", "--services")
     assert done.returncode == 0, done.stderr
@@ -138,6 +151,27 @@ def test_compose_file_shape():
         assert not unknown, "%s: playzmq-%s reads no %s" % (name, kind, unknown)
 
 
+def test_compose_journal_ports_and_swarm():
+    spec = load_compose()
+    broker = spec["services"]["broker"]
+    journal = interpolate(broker["environment"]["PLAYZMQ_JOURNAL"])
+    assert any(v.split(":")[1:] == [journal] and v.split(":")[0] in spec.get("volumes", {})
+               for v in broker.get("volumes", [])), "no named volume on %s" % journal
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        dockerfile = handle.read()
+    assert "install -d -o playzmq -g playzmq -m 700 %s" % journal in dockerfile, \
+        "a new volume takes the image directory's owner: create it for the user"
+    # Swarm: no virtual IP before the broker; no ports here (an ingress port
+    # and dnsrr exclude each other), the loopback ones in the override file.
+    assert broker["deploy"]["endpoint_mode"] == "dnsrr" and "ports" not in broker
+    with open(os.path.join(ROOT, "docker-compose.override.yml")) as handle:
+        ports = yaml.safe_load(handle)["services"]["broker"]["ports"]
+    assert [interpolate(p) for p in ports] == ["127.0.0.1:%d:%d" % (p, p)
+                                               for p in range(5555, 5560)], ports
+    with open(os.path.join(ROOT, ".dockerignore")) as handle:
+        assert "docker-compose*.yml" in handle.read().split()
+
+
 def test_compose_services_in_namespaces():
     found = services()
     with netns.Network() as net, Cluster("compose") as c:
@@ -158,11 +192,16 @@ def test_compose_services_in_namespaces():
             argv, kind, env, _ = found[name]
             if kind == "broker":
                 time.sleep(1.0)
+                # The journal's volume: a scratch directory here.
+                if "PLAYZMQ_JOURNAL" in env:
+                    env = dict(env, PLAYZMQ_JOURNAL=c.path("journal"))
+                    os.makedirs(env["PLAYZMQ_JOURNAL"], exist_ok=True)
             procs[host] = c.start(kind, *argv[1:], name=host, stdout=c.path(host + ".out"),
                                   env=dict(env, PATH=os.environ.get("PATH", "/usr/bin:/bin")),
                                   prefix=net.exec_prefix(host))
         broker = procs["broker"]
-        assert len(broker.wait_for_log(r"endpoint bound to tcp://\S+:555\d", count=4)) == 4
+        # source, publish, dispatch, results, history
+        assert len(broker.wait_for_log(r"endpoint bound to tcp://\S+:555\d", count=5)) == 5
 
         primes_out, numbers_out = c.path("primes.out"), c.path("numbers.out")
         primes = harness.wait_for_lines(primes_out, 3, 45)

@@ -44,7 +44,7 @@ import tempfile
 import time
 
 import harness
-from harness import Cluster, private_endpoints
+from harness import Cluster, private_endpoints, sink_endpoints
 
 WIDE = ("--min", 2, "--max", 2**63 - 1)
 
@@ -60,7 +60,7 @@ def start_sink(c, broker, ep, name, *extra):
     both tags before returning. Returns (proc, output path)."""
     out = c.path(name + ".txt")
     before = len(re.findall(r"sink subscribed", broker.log()))
-    sink = c.start("sink", "--connect", ep["publish"], "--history", ep["history"],
+    sink = c.start("sink", *sink_endpoints(ep),
                    "--tags", "PC", "--format", "text", *extra, name=name, stdout=out)
     broker.wait_for_log(r"sink subscribed", count=before + 2, timeout=15)
     return sink, out
@@ -368,7 +368,7 @@ def test_no_journal_gaps_are_reported():
         os.mkfifo(fifo)
         before = len(re.findall(r"sink subscribed", broker.log()))
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        sink = c.start("sink", "--connect", ep["publish"], "--history", ep["history"],
+        sink = c.start("sink", *sink_endpoints(ep),
                        "--tags", "PC", "--hwm", 10, "--strict", name="sink-strict",
                        stdout=fifo)
         broker.wait_for_log(r"sink subscribed", count=before + 2, timeout=15)

@@ -13,7 +13,8 @@ import subprocess
 import time
 
 import harness
-from harness import Cluster, check, rawreq, read_numbers, read_records, record_hex
+from harness import (Cluster, check, rawreq, read_numbers, read_records, record_hex,
+                     sink_endpoints)
 
 
 def test_pipeline_batch_1_and_100():
@@ -24,12 +25,12 @@ def test_pipeline_batch_1_and_100():
         workers = [c.start("worker", "--dispatch", ep["dispatch"], "--results",
                            ep["results"], "--threads", "2") for _ in range(2)]
         numbers_out, verdicts_out = c.path("numbers.txt"), c.path("verdicts.txt")
-        sink_n = c.start("sink", "--connect", ep["publish"], "--tags", "N",
+        sink_n = c.start("sink", *sink_endpoints(ep), "--tags", "N",
                          "--count", total, stdout=numbers_out)
-        sink_pc = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+        sink_pc = c.start("sink", *sink_endpoints(ep), "--tags", "PC",
                           "--count", total, stdout=verdicts_out)
         # A counting sink (--format none counts whole messages at once).
-        sink_count = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+        sink_count = c.start("sink", *sink_endpoints(ep), "--tags", "PC",
                              "--format", "none", "--count", total)
         # Sinks must be subscribed before the first publish (PUB does not
         # keep messages for subscribers that have not joined yet).
@@ -128,7 +129,7 @@ def test_sigterm_ends_idle_programs_with_exit_0():
     with Cluster("sigterm") as c:
         broker, ep = c.start_broker()
         worker = c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"])
-        sink = c.start("sink", "--connect", ep["publish"])
+        sink = c.start("sink", *sink_endpoints(ep))
         source = c.start("source", "--connect", ep["source"], "--count", 10**9,
                          "--rate", 100)
         broker.wait_for_log(r"sink subscribed")

@@ -57,8 +57,8 @@ import threading
 import time
 
 import harness
-from harness import (Cluster, check, count_lines, private_endpoints, rawreq, read_numbers,
-                     read_records, record_hex)
+from harness import (Cluster, check, count_lines, private_endpoints, rawreq,
+                     read_numbers, read_records, record_hex, sink_endpoints)
 
 WIDE = ("--min", 2, "--max", 4000000000000000000)
 
@@ -99,7 +99,7 @@ def start_reference_sink(c, broker, ep, name="sink-ref"):
     """A --tags PC text sink, subscribed (both tags) before returning."""
     out = c.path(name + ".txt")
     before = len(re.findall(r"sink subscribed", broker.log()))
-    sink = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+    sink = c.start("sink", *sink_endpoints(ep), "--tags", "PC",
                    "--format", "text", name=name, stdout=out)
     broker.wait_for_log(r"sink subscribed", count=before + 2, timeout=15)
     return sink, out
@@ -408,7 +408,7 @@ def test_slow_sink_does_not_hold_back_others():
         reader_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         slow_out = c.path("sink-slow.txt")
         before = len(re.findall(r"sink subscribed", broker.log()))
-        slow = c.start("sink", "--connect", ep["publish"], "--tags", "PC", "--format",
+        slow = c.start("sink", *sink_endpoints(ep), "--tags", "PC", "--format",
                        "text", "--hwm", 20, name="sink-slow", stdout=fifo)
         broker.wait_for_log(r"sink subscribed", count=before + 2, timeout=15)
         reader = threading.Thread(target=copy_after, args=(reader_fd, slow_out, stall))

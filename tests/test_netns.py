@@ -37,8 +37,8 @@ def test_three_workers_on_three_hosts_and_a_cut_link():
             net.add_host(name)
         broker = c.start("broker", "--lease-ms", 1000, "--heartbeat-timeout-ms", 1000,
                          "--stats", 0, *HEARTBEAT, prefix=net.exec_prefix("broker"))
-        # Default endpoints: the broker binds tcp://*:5555-5558 in its host.
-        assert len(broker.wait_for_log(r"endpoint bound to tcp://\S+:555\d", count=4)) == 4
+        # Default endpoints: the broker binds tcp://*:5555-5559 in its host.
+        assert len(broker.wait_for_log(r"endpoint bound to tcp://\S+:555\d", count=5)) == 5
         workers = [c.start("worker", "--broker", "broker", "--threads", 1, *HEARTBEAT,
                            name=host, prefix=net.exec_prefix(host))
                    for host in ("worker1", "worker2", "worker3")]

@@ -4,12 +4,13 @@ files with bad lines, output formats. Exit codes: 0 fine, 1 an endpoint or
 peer problem, 2 a bad flag or value."""
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 
 import harness
-from harness import Cluster, binary, read_numbers
+from harness import Cluster, binary, read_numbers, sink_endpoints
 
 PROGRAMS = ("broker", "worker", "source", "sink")
 
@@ -92,11 +93,30 @@ def test_port_in_use_exits_1_naming_the_endpoint():
 def test_source_without_broker_gives_up_naming_the_endpoint():
     endpoint = "tcp://127.0.0.1:%d" % free_port()
     started = time.monotonic()
+    # --wait 0: give up after the retries even before the broker ever
+    # answered (by default a broker still starting is waited for 60 s).
     result = run("source", "--connect", endpoint, "--count", 5, "--timeout", 200,
-                 "--retries", 2)
+                 "--retries", 2, "--wait", 0)
     assert result.returncode == 1, result
     assert "no ack from %s after 3 attempts" % endpoint in result.stderr, result.stderr
     assert time.monotonic() - started < 5
+
+
+def test_source_waits_for_a_broker_that_is_still_starting():
+    """Started before its broker, a source waits (saying so) and then sends
+    everything once the broker is up, instead of giving up."""
+    with Cluster("wait-for-broker") as c:
+        ep = harness.private_endpoints()
+        acked = c.path("acked.txt")
+        source = c.start("source", "--connect", ep["source"], "--count", 50,
+                         "--timeout", 300, "--retries", 1, "--acked", acked)
+        source.wait_for_log(r"waiting for the broker at %s" % re.escape(ep["source"]),
+                            timeout=10)
+        time.sleep(1)                       # well past 1 + retries timeouts
+        assert source.alive(), source.log()
+        broker, _ = c.start_broker("--stats", 0, endpoints=ep)
+        assert source.wait(20) == 0, source.log()
+        assert len(harness.read_numbers(acked)) == 50
 
 
 def test_worker_gives_up_when_results_endpoint_is_dead():
@@ -104,7 +124,7 @@ def test_worker_gives_up_when_results_endpoint_is_dead():
         broker, ep = c.start_broker()
         dead = "tcp://127.0.0.1:%d" % free_port()
         worker = c.start("worker", "--dispatch", ep["dispatch"], "--results", dead,
-                         "--threads", 1, "--timeout", 200, "--retries", 1)
+                         "--threads", 1, "--timeout", 200, "--retries", 1, "--wait", 0)
         assert harness.rawreq(ep["source"], harness.record_hex("N", 7)) == [("A", 1)]
         assert worker.wait(10) == 1, worker.log()
         assert "giving up: no ack from results endpoint %s" % dead in worker.log()
@@ -140,7 +160,7 @@ def test_sink_formats_and_count():
         sinks = []
         for fmt in ("text", "json", "csv"):
             outputs[fmt] = c.path("out.%s" % fmt)
-            sinks.append(c.start("sink", "--connect", ep["publish"], "--tags", "NP",
+            sinks.append(c.start("sink", *sink_endpoints(ep), "--tags", "NP",
                                  "--format", fmt, "--count", 5, stdout=outputs[fmt]))
         broker.wait_for_log(r"sink subscribed", count=6)
         numbers = c.path("numbers.txt")
@@ -167,7 +187,7 @@ def test_largest_batch_goes_through_with_its_id():
         broker, ep = c.start_broker()
         c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"])
         out = c.path("verdicts.txt")
-        sink = c.start("sink", "--connect", ep["publish"], "--tags", "PC",
+        sink = c.start("sink", *sink_endpoints(ep), "--tags", "PC",
                        "--count", 8192, stdout=out)
         broker.wait_for_log(r"sink subscribed", count=2)
         acked = c.path("acked.txt")
