@@ -46,8 +46,8 @@
 #define S_SUBSCRIPTIONS_MS  50      //  how often sinks' subscriptions are read
 #define S_RETAIN_MS         1000    //  how often journal retention runs
 #define S_ENDPOINTS         5
-#define S_BATCHES           8       //  batches written and waiting for their
-                                    //  sync, with the one being filled
+#define S_BATCHES           2       //  the batch being synced, and the next
+#define S_BATCH_ITEMS       1024    //  requests and reports in one batch, at most
 #define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
 
 //  What one worker (by name, all its threads) did, for the stats.
@@ -82,10 +82,11 @@ typedef struct {
     zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if none)
 } s_item_t;
 
-//  The items of one turn, written to the journal together and settled
-//  together once the sync that covers them is done.
+//  Requests and reports written to the journal together and settled
+//  together once the sync that covers them is done: one loop turn's worth,
+//  or, while a sync runs, every turn's until it is done (group commit).
 typedef struct {
-    s_item_t items [2 * S_BURST];   //  requests and reports, in the order read
+    s_item_t items [S_BATCH_ITEMS]; //  requests and reports, in the order read
     size_t count;               //  items in use
     uint64_t numbers;           //  numbers accepted in it
     int64_t seq_before;         //  next_seq before its first item
@@ -115,11 +116,11 @@ struct _pz_broker_t {
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
     int64_t tag_seq [3];        //  last tag-seq of N, P, C published
-    s_batch_t batches [S_BATCHES];  //  a ring: written batches waiting for
-                                //  their sync, oldest first, then the one
+    s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
+                                //  for its sync, if any, then the one
                                 //  being filled
     size_t batch_first;         //  ring index of the oldest
-    size_t batch_waiting;       //  written batches waiting for their sync
+    size_t batch_waiting;       //  written batches waiting for their sync (0, 1)
     uint64_t tickets_written;   //  journal writes so far
     uint64_t tickets_synced;    //  of those, how many a sync covered
     bool sync_running;          //  the syncer is at work
@@ -422,7 +423,7 @@ static s_item_t *
 s_batch_add (pz_broker_t *self, pz_request_t *request, bool from_source, s_kind_t kind)
 {
     s_batch_t *batch = s_current (self);
-    assert (batch->count < 2 * S_BURST);
+    assert (batch->count < S_BATCH_ITEMS);
     if (batch->count == 0) {
         batch->numbers = 0;
         batch->seq_before = self->next_seq;
@@ -684,15 +685,18 @@ s_batch_settle (pz_broker_t *self, s_batch_t *batch)
     s_batch_clear (batch);
 }
 
-//  Ends the batch being filled. Without a journal it is settled at once.
-//  With one it is written (not yet synced) and waits for the syncer; if it
-//  cannot be written (a full disk), every item is refused with E 9 and its
-//  sequence numbers are taken back, so nothing of it was ever promised.
+//  Ends the batch being filled, at the end of a loop turn. Without a
+//  journal it is settled at once. With one, while a sync runs, it stays
+//  open and the next turns add to it: it is written when that sync is done,
+//  and the next sync covers all of it, so a slow sync means bigger writes,
+//  not more of them. Once written it waits for its own sync. If it cannot be
+//  written (a full disk), every item is refused with E 9 and its sequence
+//  numbers are taken back, so nothing of it was ever promised.
 static void
 s_batch_end (pz_broker_t *self)
 {
     s_batch_t *batch = s_current (self);
-    if (batch->count == 0)
+    if (batch->count == 0 || (self->journal && self->sync_running))
         return;
     batch->seq_after = self->next_seq;
     memcpy (batch->tag_seq_after, self->tag_seq, sizeof self->tag_seq);
@@ -700,6 +704,7 @@ s_batch_end (pz_broker_t *self)
         s_batch_settle (self, batch);
         return;
     }
+    assert (self->batch_waiting == 0);
     if (pz_journal_write (self->journal) == 0) {
         if (self->journal_failing) {
             zsys_info ("broker: journal %s writable again; accepting numbers",
@@ -781,6 +786,8 @@ s_sync_done (pz_broker_t *self)
         self->batch_first = (self->batch_first + 1) % S_BATCHES;
         self->batch_waiting--;
     }
+    //  What gathered meanwhile goes out now, with the next sync.
+    s_batch_end (self);
     s_sync_start (self);
     return true;
 }
@@ -1036,9 +1043,9 @@ s_window_open (pz_broker_t *self)
         numbers += waiting->numbers;
         messages += waiting->count;
     }
+    //  Room is kept for a burst of reports after the sources.
     return !self->draining
-        && self->batch_waiting < S_BATCHES - 1
-        && s_current (self)->count < S_BURST
+        && s_current (self)->count < S_BATCH_ITEMS - S_BURST
         && leases.numbers + numbers < (uint64_t) self->config.max_inflight
         && leases.messages + messages < (uint64_t) self->config.max_messages;
 }
@@ -1133,7 +1140,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         pz_leases_stats (self->leases, &leases);
         if (self->draining && now_ms >= self->drain_deadline_ms)
             break;
-        if (self->draining && leases.numbers == 0 && self->batch_waiting == 0)
+        if (self->draining && leases.numbers == 0 && self->batch_waiting == 0
+        &&  s_current (self)->count == 0)
             break;
 
         pz_leases_expire (self->leases, now_ms);
@@ -1158,8 +1166,9 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         //  Poll sources only while the window has room, and PUSH only for
         //  writability while work waits: that is the whole flow control.
         items [SOURCE].events = s_window_open (self) ? ZMQ_POLLIN : 0;
-        //  Reports always, unless every batch slot waits for a sync.
-        items [RESULTS].events = self->batch_waiting < S_BATCHES - 1 ? ZMQ_POLLIN : 0;
+        //  Reports always, while the batch has room for a burst of them.
+        items [RESULTS].events = s_current (self)->count <= S_BATCH_ITEMS - S_BURST ?
+                                 ZMQ_POLLIN : 0;
         items [SYNCER].events = self->sync_running ? ZMQ_POLLIN : 0;
         items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining) ?
                                   ZMQ_POLLOUT : 0;
