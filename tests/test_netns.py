@@ -10,7 +10,16 @@ Checks: every acknowledged number gets exactly one correct verdict
 (lost = duplicated = unexpected = wrong = 0), all three workers tested
 some, and unplugging one worker from the bridge for 3 s mid-run loses
 nothing: what it held is pushed again to the others when its lease ends.
+
+A second scenario is the scale picture: the broker (with a journal) on one
+host and four worker hosts, each one thread, at batch 1024: the work
+spreads over all four (by their names in the broker's JSON stats), nothing
+is lost, and the broker's CPU time per number is printed (a measured
+figure; bench/pipeline.py derives from such figures how many worker cores
+one broker core feeds).
 """
+import json
+import os
 import re
 import time
 
@@ -86,6 +95,61 @@ def test_three_workers_on_three_hosts_and_a_cut_link():
             assert count > 0, "%s tested nothing: %s" % (name, counts)
         # What was pushed into the dead link came back when its lease ended.
         assert int(final[-1]) > 0, "the cut stranded nothing:\n%s" % broker.log()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a running process, from /proc."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_four_worker_hosts_share_the_work():
+    total = 2000000
+    with netns.Network() as net, Cluster("netns-scale") as c:
+        for name in ("broker", "w1", "w2", "w3", "w4", "client"):
+            net.add_host(name)
+        stats = c.path("stats.json")
+        broker = c.start("broker", "--journal", c.path("journal"), "--stats", 1,
+                         "--stats-format", "json", stdout=stats,
+                         prefix=net.exec_prefix("broker"))
+        broker.wait_for_log(r"history endpoint bound")
+        workers = [c.start("worker", "--broker", "broker", "--threads", 1, "--name", host,
+                           name=host, prefix=net.exec_prefix(host))
+                   for host in ("w1", "w2", "w3", "w4")]
+        verdicts = c.path("verdicts.txt")
+        sink = c.start("sink", "--broker", "broker", "--tags", "PC", stdout=verdicts,
+                       prefix=net.exec_prefix("client"))
+        broker.wait_for_log(r"sink subscribed", count=2)
+        for worker in workers:
+            worker.wait_for_log(r"threads pulling")
+        acked_path = c.path("acked.txt")
+        cpu_before = cpu_seconds(broker.pid)
+        started = time.monotonic()
+        source = c.start("source", "--broker", "broker", "--count", total,
+                         "--batch", 1024, "--acked", acked_path,
+                         "--min", 2, "--max", 2**63 - 1, prefix=net.exec_prefix("client"))
+        assert source.wait(120) == 0, source.log()
+        lines = harness.wait_for_lines(verdicts, total, 120)
+        elapsed = time.monotonic() - started
+        broker_cpu = cpu_seconds(broker.pid) - cpu_before
+        time.sleep(1.2)                     # one more stats line
+        for proc in [sink] + workers + [broker]:
+            assert proc.stop(timeout=10) == 0, "%s:\n%s" % (proc.name, proc.log())
+        verdict = harness.verify([acked_path], [verdicts])
+        with open(stats) as handle:
+            final = [json.loads(line) for line in handle if line.strip()][-1]
+        shares = {w["name"]: w["numbers"] for w in final["workers"]}
+        harness.report("netns_scale", verdict, seconds="%.1f" % elapsed,
+                       numbers_per_s="%.0f" % (total / elapsed),
+                       broker_ns_per_number="%.0f" % (broker_cpu * 1e9 / total),
+                       **shares)
+        assert lines >= total, "only %d of %d verdicts" % (lines, total)
+        assert verdict.lost == verdict.duplicated == 0, verdict
+        assert verdict.unexpected == verdict.wrong == 0, verdict
+        assert sorted(shares) == ["w1", "w2", "w3", "w4"], shares
+        for name, numbers in shares.items():
+            assert numbers > total / 20, "%s did little: %s" % (name, shares)
 
 
 if __name__ == "__main__":
