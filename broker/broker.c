@@ -73,7 +73,8 @@ typedef struct {
     s_kind_t kind;              //  what the item is
     pz_request_t request;       //  the request or report, with its envelope
     bool from_source;           //  on the source endpoint (else results)
-    int64_t request_id;         //  S_ACCEPT: its I record, 0 if none
+    bool has_id;                //  S_ACCEPT: it began with an I record
+    int64_t request_id;         //  S_ACCEPT: that record's value
     size_t count;               //  numbers in it, for the A record
     int64_t seq;                //  S_ACCEPT: sequence number of its N publication
     pz_lease_t *lease;          //  S_VERDICT, S_ECHO of a report: the dispatch
@@ -472,6 +473,7 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     if (first)
         return;                 //  answered as its first copy is
     data = pz_request_data (&item->request);    //  moved with the frames
+    item->has_id = has_id;
     item->request_id = request_id;
     item->seq = self->next_seq;
     s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
@@ -622,9 +624,9 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     zsock_t *router = item->from_source ? self->source : self->results;
     if (item->kind == S_ACCEPT) {
         const uint8_t *data = pz_request_data (&item->request);
-        const uint8_t *records = data + (item->request_id ? PZ_RECORD_SIZE : 0);
+        const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
         pz_leases_add (self->leases, records, item->count, item->seq, now_ms);
-        if (item->request_id)
+        if (item->request_id)       //  an id of 0 names nothing to remember
             pz_recent_store (self->recent, item->request_id, (int64_t) item->count);
         self->stats.accepted += item->count;
         self->stats.requests++;

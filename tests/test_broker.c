@@ -642,6 +642,23 @@ Test (broker, a_repeated_request_id_is_acknowledged_not_accepted_twice, .timeout
     s_rig_destroy (&rig);
 }
 
+//  An I record whose value is 0 names nothing to remember, but it is
+//  still an I record: the numbers after it, and only they, are accepted,
+//  dispatched and published, each time it comes.
+Test (broker, a_request_id_of_zero_is_not_taken_for_a_number, .timeout = 20)
+{
+    s_rig_t *rig = s_rig_new_coalescing (5000, 1000, 1000, true, 0);
+    s_seqs_t seqs = { 0 };
+    int64_t request [] = { 0, 31, 37 };
+    s_expect (rig->source, "INN", request, 'A', 2);
+    s_expect_publication (rig->sub, &seqs, 'N', request + 1, 2);
+    s_pull_dispatch (rig, request + 1, 2);
+    s_expect (rig->source, "INN", request, 'A', 2);
+    cr_assert_eq (s_stats (rig).accepted, 4);
+    cr_assert_eq (s_stats (rig).retries, 0);
+    s_rig_destroy (&rig);
+}
+
 //  Malformed source messages get the code of their first problem and do
 //  not stop the broker.
 Test (broker, malformed_source_messages_get_their_codes, .timeout = 20)
