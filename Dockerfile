@@ -1,4 +1,4 @@
-# Dockerfile - one image with the four PlayØMQ programs.
+# Dockerfile - one image with the PlayØMQ programs.
 #
 #   docker build -t playzmq .          (docker compose build does this)
 #   docker run --rm playzmq playzmq-worker --broker HOST
@@ -6,7 +6,7 @@
 # Stage 1 builds exactly as CI does: the same package list through the same
 # script (tools/deps.sh tools/packages-build.txt), the same meson commands
 # (tools/build.sh). Whatever breaks this build breaks CI first.
-# Stage 2 holds only the runtime libraries and the four executables, and runs
+# Stage 2 holds only the runtime libraries and the five executables, and runs
 # them as an unprivileged user: it adds about 16 MB to debian:bookworm-slim
 # (tests/test_deploy.py prints the figure and fails above 25 MB).
 
@@ -31,14 +31,15 @@ RUN apt-get update \
       --shell /usr/sbin/nologin playzmq \
  && install -d -o playzmq -g playzmq -m 700 /var/lib/playzmq
 COPY --from=build /src/build/broker/playzmq-broker /src/build/worker/playzmq-worker \
-     /src/build/source/playzmq-source /src/build/sink/playzmq-sink /usr/local/bin/
+     /src/build/source/playzmq-source /src/build/sink/playzmq-sink \
+     /src/build/top/playzmq-top /usr/local/bin/
 
 # OCI annotations. The version is meson.build's (tests/test_deploy.py checks
 # that they agree); pass the repository's address with --build-arg SOURCE_URL.
 ARG VERSION=1.0.0
 ARG SOURCE_URL=https://example.invalid/playzmq
 LABEL org.opencontainers.image.title="PlayØMQ" \
-      org.opencontainers.image.description="Distributed prime checker on ZeroMQ: broker, worker, source, sink" \
+      org.opencontainers.image.description="Distributed prime checker on ZeroMQ: broker, worker, source, sink, top" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="MPL-2.0"
@@ -51,12 +52,13 @@ WORKDIR /var/lib/playzmq
 # source, publish, dispatch, results, history: the broker binds tcp://*:PORT
 # for each.
 EXPOSE 5555 5556 5557 5558 5559
-# Asks the broker for its status (a real request and its answer, not an open
+# Asks the broker for its stats (a real request on its history endpoint,
+# answered by its thread only while the broker's loop turns: not an open
 # port): healthy if it answered within 2 s. In a worker, source or sink
 # container it asks that container's broker (PLAYZMQ_BROKER); compose turns
 # the check off there. Exec form of sh only to read the variable.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["/bin/sh", "-c", "exec playzmq-sink --probe --broker \"${PLAYZMQ_BROKER:-127.0.0.1}\""]
+  CMD ["/bin/sh", "-c", "exec playzmq-top --once --timeout 2000 --broker \"${PLAYZMQ_BROKER:-127.0.0.1}\" >/dev/null"]
 # Exec form, no shell and no init: the program is PID 1 and gets docker
 # stop's SIGTERM itself. Each installs a SIGINT/SIGTERM handler (the kernel
 # drops signals to a PID 1 that has none), drains, and exits 0; none starts

@@ -19,7 +19,7 @@ the project's Dockerfile (`docker compose build`, or Debian's docker-compose
   independent test in harness.py;
 - `--scale worker=6`: six worker containers, each named in the broker's
   statistics with work done (needs the broker's --stats-format json);
-- the broker's health check turns healthy (needs playzmq-sink --probe);
+- the broker's health check (playzmq-top --once) turns healthy;
 - `docker kill` of a worker while a source on the host sends through the
   published loopback ports: lost 0, wrong 0 (a sink on the host checks);
 - `restart broker` while the same runs: lost 0, wrong 0 (needs the broker's
@@ -195,7 +195,7 @@ def setup():
     started = time.monotonic()
     compose("build", "broker", timeout=1200)
     log("image built with %s in %.1f s" % (" ".join(S.compose), time.monotonic() - started))
-    for kind in ("broker", "worker", "source", "sink"):
+    for kind in ("broker", "worker", "source", "sink", "top"):
         S.helps[kind] = docker("run", "--rm", IMAGE, "playzmq-" + kind, "--help").stdout
     write_override()
 
@@ -207,15 +207,15 @@ def has(kind, option):
 def write_override():
     """The test's only changes to the demo: a faster source (primes within
     10 s are then sure, not likely) and the broker's statistics every second,
-    as JSON lines where the broker has them. Until playzmq-sink has --probe,
-    the broker's health check is off: Swarm puts a task's name in its DNS
-    only once it is healthy."""
+    as JSON lines where the broker has them. Without playzmq-top --once in
+    the image the broker's health check is off: Swarm puts a task's name in
+    its DNS only once it is healthy."""
     broker_env = {"PLAYZMQ_STATS": "1"}
     if has("broker", "stats-format"):
         broker_env["PLAYZMQ_STATS_FORMAT"] = "json"
     lines = ["services:", "  broker:", "    environment:"]
     lines += ['      %s: "%s"' % kv for kv in broker_env.items()]
-    if not has("sink", "probe"):
+    if not has("top", "once"):
         lines += ["    healthcheck:", "      disable: true"]
     lines += ["  source:", "    environment:", '      PLAYZMQ_RATE: "50"']
     S.override = os.path.join(S.scratch, "test-override.yml")
@@ -351,7 +351,8 @@ def test_image():
     assert labels.get("org.opencontainers.image.licenses") == licence, labels
     assert labels.get("org.opencontainers.image.source"), labels
     health = (config.get("Healthcheck") or {}).get("Test") or []
-    assert "--probe" in " ".join(health), "the health check asks nothing: %s" % health
+    assert "playzmq-top --once" in " ".join(health), \
+        "the health check asks nothing: %s" % health
     out = docker("run", "--rm", IMAGE, "playzmq-broker", "--version").stdout
     assert version in out, out
 
@@ -446,8 +447,8 @@ def test_scale_six_workers_all_work():
 
 
 def test_broker_healthy():
-    if not has("sink", "probe"):
-        raise Skip("the image's playzmq-sink has no --probe yet")
+    if not has("top", "once"):
+        raise Skip("the image has no playzmq-top --once")
     broker = containers("broker")[0]
     status = wait_until("broker healthy", lambda: (
         lambda s: s if s in ("healthy", "unhealthy") else None)(
