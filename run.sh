@@ -4,7 +4,7 @@
 #                   workers, a sink printing primes and a source; stops by
 #                   itself after --count numbers, or on Ctrl-C
 #   ./run.sh test   installs what is missing, builds, runs every test
-#   ./run.sh bench  the benchmarks; writes docs/PERFORMANCE.md (~9 minutes)
+#   ./run.sh bench  the benchmarks; writes docs/PERFORMANCE.md (~8-12 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,7 +34,7 @@ case "${1:-}" in
     meson test -C build --print-errorlogs "$@"
     ;;
   bench)
-    # Not one of the two README commands: ~9 minutes, rewrites docs/PERFORMANCE.md.
+    # Not one of the two README commands: ~8-12 minutes, rewrites docs/PERFORMANCE.md.
     shift
     tools/deps.sh tools/packages-build.txt tools/packages-bench.txt
     tools/build.sh

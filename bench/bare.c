@@ -14,7 +14,7 @@
         playzmq-bench-bare broker
         playzmq-bench-bare worker  --dispatch EP --results EP [--no-test]
         playzmq-bench-bare source  --connect EP --count N --batch K [--seed S]
-        playzmq-bench-bare sink    --connect EP --count N
+        playzmq-bench-bare sink    --connect EP --count N [--text]
 
     rep and broker bind tcp://127.0.0.1:* and print what they bound on stdout
     (`source EP`, one line per socket), then run until SIGINT or SIGTERM.
@@ -28,7 +28,10 @@
         PULLs, tests every number with pz_prime_check (worker/prime.h: the
         very test the real worker runs) and PUSHes a P message and a C
         message back; the broker PUBlishes them unchanged; `sink` SUBscribes
-        to P and C and counts records until it has N, then prints its time.
+        to P and C and counts records until it has N, then prints its time;
+        with --text it also prints every record to stdout, `P 97` a line,
+        as `playzmq-sink` does by default (formatted into a 64 KiB buffer,
+        written whole), so that a text sink has a baseline of its shape.
         With --no-test the worker skips the test and takes the verdict from
         the number's lowest bit, so the shape (two messages back per message
         out) stays and only the computation goes: that is the messaging
@@ -51,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define S_SAMPLES_MAX       (1 << 20)
 
@@ -368,10 +372,47 @@ s_source (int argc, char *argv [])
     return sent == count ? 0 : 1;
 }
 
+//  Appends "T value\n" for each record of a message to out (stdout),
+//  through a buffer written whole when it could not take a message more.
+static void
+s_print_text (const uint8_t *data, int64_t records)
+{
+    static char buffer [64 * 1024 + 24 * PZ_RECORDS_MAX];
+    static size_t used = 0;
+    if (used + (size_t) records * 24 > sizeof buffer || records == 0) {
+        for (size_t done = 0; done < used; ) {
+            ssize_t written = write (STDOUT_FILENO, buffer + done, used - done);
+            if (written <= 0)
+                exit (1);
+            done += (size_t) written;
+        }
+        used = 0;
+    }
+    for (int64_t index = 0; index < records; index++) {
+        const uint8_t *record = data + index * PZ_RECORD_SIZE;
+        int64_t value = pz_record_value (record);
+        char digits [24];
+        int length = 0;
+        uint64_t magnitude = value < 0 ? 0 - (uint64_t) value : (uint64_t) value;
+        do {
+            digits [length++] = (char) ('0' + magnitude % 10);
+            magnitude /= 10;
+        } while (magnitude);
+        buffer [used++] = (char) record [0];
+        buffer [used++] = ' ';
+        if (value < 0)
+            buffer [used++] = '-';
+        while (length)
+            buffer [used++] = digits [--length];
+        buffer [used++] = '\n';
+    }
+}
+
 static int
 s_sink (int argc, char *argv [])
 {
     int64_t count = s_int_arg (argc, argv, "--count", 100000);
+    bool text = s_flag (argc, argv, "--text");
     zsock_t *sub = zsock_new (ZMQ_SUB);
     assert (sub);
     zsock_set_rcvhwm (sub, 0);  //  see the broker: no verdict may be dropped
@@ -396,7 +437,11 @@ s_sink (int argc, char *argv [])
         seen += records;
         if (records && ((uint8_t *) zmq_msg_data (&message)) [0] == 'P')
             primes += records;
+        if (text)
+            s_print_text ((const uint8_t *) zmq_msg_data (&message), records);
     }
+    if (text)
+        s_print_text (NULL, 0);     //  what is still buffered
     double last = s_now ();
     zmq_msg_close (&message);
     fprintf (stderr, "bare sink: %" PRId64 " verdicts (P %" PRId64 ", C %" PRId64
@@ -437,6 +482,6 @@ main (int argc, char *argv [])
     fprintf (stderr, "usage: playzmq-bench-bare version | rep | req --connect EP --count N"
              " | broker | worker --dispatch EP --results EP [--no-test]"
              " | source --connect EP --count N --batch K [--seed S]"
-             " | sink --connect EP --count N\n");
+             " | sink --connect EP --count N [--text]\n");
     return 2;
 }

@@ -6,11 +6,19 @@ none` sink) on free loopback ports, times a fixed count of numbers, and
 runs the same shapes as plain ZeroMQ (build/bench/playzmq-bench-bare: a
 bare REQ->REP loop and a bare pipeline with no acks and no bookkeeping) in
 the same run, alternating ours and bare so that a busy machine slows both
-alike. It prints the figures and the ratios the performance issue targets,
-and writes docs/PERFORMANCE.md and the plots docs/perf-*.png (gnuplot).
+alike. Also, each beside the run it is compared with: the programs with
+their defaults and a text sink (the headline), the broker with and without
+a journal (`--journal`), a sink reading the journal back from the history
+endpoint, text/csv/json sinks writing to a file at full rate, and the CPU
+each role spends per number. It prints the figures and the ratios the
+performance issue targets, and writes docs/PERFORMANCE.md (with the command
+of every configuration) and the plots docs/perf-*.png (gnuplot).
 
-    python3 bench/pipeline.py                 # everything, ~6-9 minutes
-    python3 bench/pipeline.py --repeat 1 --scale 0.3 --no-doc   # a quick look
+    python3 bench/pipeline.py                 # everything, ~8-12 minutes
+    python3 bench/pipeline.py --repeat 1 --scale 0.02 --no-profile --no-doc   # smoke, ~1-2 min
+
+The programs are taken from --build, or $PZ_BUILD_DIR (as tests/harness.py),
+or build/.
 
 Every process it starts is in its own process group and is stopped when
 the script ends, however it ends (normally, an exception, Ctrl-C, SIGTERM).
@@ -18,7 +26,9 @@ Timings stay here and in the docs, never in `meson test`.
 """
 
 import argparse
+import contextlib
 import datetime
+import json
 import os
 import platform
 import re
@@ -36,11 +46,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INT64_MAX = (1 << 63) - 1
 HAND_BEGIN = "<!-- hand-written: begin (kept by bench/pipeline.py) -->"
 HAND_END = "<!-- hand-written: end -->"
+# The broker's endpoints, in the order it logs them (as tests/harness.py),
+# and the ports they have by default: the commands written into the doc use
+# those on 127.0.0.1, where the bench binds free ones.
+ENDPOINTS = ("source", "publish", "dispatch", "results", "history")
+DEFAULT_PORTS = dict(zip(ENDPOINTS, range(5555, 5560)))
 
 # Targets of the performance issue.
 T1_RATIO, T1_ABSOLUTE = 0.75, 10e6
 T2_RATIO = 0.90
 T4_RSS_KIB = 64 * 1024
+T_JOURNAL_RATIO = 0.8           # journal on / off at batch 1024
+T_REPLAY = 10e6                 # verdicts/s read back from the journal
 
 # What each configuration sends; --scale multiplies every count. Batch 1024
 # sends the same count (and seed) to both, so their primes must agree.
@@ -51,6 +68,10 @@ ACK_PAIRS = 2                   # (2): bare/ours pairs per repeat (the noisiest 
 COUNT_SOURCES = 24000           # batch 1, split over 1, 2, 4 sources
 COUNT_RSS_EACH = 600000         # 16 sources, --pipeline 4, batch 1024
 SOURCE_PIPELINE = 8             # requests each source keeps outstanding (sweeps)
+COUNT_B1_JOURNAL = 4000         # batch 1 with a journal: a sync per request
+COUNT_DEFAULTS = 20000000       # the headline: defaults, text sink (and its bare twin)
+COUNT_SINK_FORMAT = 20000000    # a text, csv, json sink each at full rate
+SINK_FORMATS = ("text", "csv", "json")
 
 
 # ---------------------------------------------------------------------------
@@ -61,18 +82,26 @@ class Proc:
 
     running = []
 
-    def __init__(self, name, args):
+    def __init__(self, name, args, stdout=None):
+        """stdout: a file to write the output to (then only stderr is read)."""
         self.name = name
         self.args = [str(arg) for arg in args]
+        self.stdout_path = stdout
         self.lines = []
         self.status = None
+        self.rusage = None          # once reaped by cpu_seconds()
         self.changed = threading.Condition()
-        self.popen = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True)
+        out = open(stdout, "wb") if stdout else subprocess.PIPE
+        try:
+            self.popen = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.PIPE, start_new_session=True)
+        finally:
+            if stdout:
+                out.close()
         Proc.running.append(self)
         self.readers = [threading.Thread(target=self._read, args=(stream,), daemon=True)
-                        for stream in (self.popen.stdout, self.popen.stderr)]
+                        for stream in (self.popen.stdout, self.popen.stderr) if stream]
         for reader in self.readers:
             reader.start()
 
@@ -102,10 +131,15 @@ class Proc:
                         self.name, pattern, timeout, "\n  ".join(self.lines[-10:])))
                 self.changed.wait(min(left, 0.1))
 
+    def logged(self, pattern):
+        """Whether a line of its output so far matches pattern."""
+        regex = re.compile(pattern)
+        with self.changed:
+            return any(regex.search(line) for line in self.lines)
+
     def exited(self):
         """True once the process has ended (its status in self.status).
-        Leaves it a zombie (not reaped), so that its CPU times stay readable
-        in /proc until stop()."""
+        Leaves it a zombie (not reaped): cpu_seconds() reaps it."""
         if self.popen.returncode is not None:
             return True
         try:
@@ -115,6 +149,22 @@ class Proc:
         if info is not None:
             self.status = info.si_status
         return info is not None
+
+    def cpu_seconds(self):
+        """CPU seconds (user + system, every thread) it has used so far, or
+        None: while it runs, the sum of its threads' run times in /proc
+        (nanoseconds; a 10 ms tick of /proc/PID/stat is more than a run at
+        batch 1 gives some roles); once it has exited, its rusage as it is
+        reaped here (microseconds, dead threads included)."""
+        if self.popen.returncode is None and self.exited():
+            try:
+                _, status, self.rusage = os.wait4(self.pid, 0)
+                self.popen.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                pass
+        if self.rusage:
+            return self.rusage.ru_utime + self.rusage.ru_stime
+        return thread_seconds(self.pid)
 
     def exit_time(self, timeout):
         """Waits for exit; returns time.monotonic() at exit, or None on timeout."""
@@ -180,37 +230,101 @@ def proc_status(pid, field):
     return None
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds used by pid so far, or None."""
+def thread_seconds(pid):
+    """CPU seconds used so far by the running threads of pid: the sum of
+    their run times in /proc/PID/task/*/schedstat (nanoseconds); without
+    schedstat, utime + stime of /proc/PID/stat (ticks). None if gone."""
     try:
         with open("/proc/%d/stat" % pid) as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+    try:
+        nanoseconds = 0
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as schedstat:
+                nanoseconds += int(schedstat.read().split()[0])
+        return nanoseconds / 1e9
+    except (OSError, IndexError, ValueError):
+        return ticks
 
 
 def cpu_usage(run, procs, cpu0, t0, end):
-    """Adds CPU use per role (cores busy, 1.0 = one core) over [t0, end]."""
+    """Adds the CPU time each role used over [t0, end]: in seconds (cpu_s),
+    and as cores busy (cpu; 1.0 = one core)."""
     seconds = (end or time.monotonic()) - t0
     if seconds <= 0:
         return
-    roles = {}
+    used = {}
     for proc in procs:
-        now = cpu_seconds(proc.pid)
+        now = proc.cpu_seconds()
         if now is None:
             continue
         role = proc.name.replace("bare-", "")
-        roles[role] = roles.get(role, 0) + (now - (cpu0.get(proc.pid) or 0)) / seconds
-    run["cpu"] = roles
+        used[role] = used.get(role, 0) + now - (cpu0.get(proc.pid) or 0)
+    run["cpu_s"] = used
+    run["cpu"] = roles = {role: value / seconds for role, value in used.items()}
     run["broker_cpu"] = roles.get("broker")
     run["total_cpu"] = sum(roles.values())
 
 
+def broker_stats(proc):
+    """The broker's last stats object (`--stats-format json`, one per line
+    on stdout; docs/STATS.md): the final one once it has exited. {} if none."""
+    for line in reversed(proc.output().splitlines()):
+        if line.startswith("{"):
+            try:
+                stats = json.loads(line)
+            except ValueError:
+                continue
+            if stats.get("type") == "stats":
+                return stats
+    return {}
+
+
+def count_lines(path):
+    """Lines in a file (0 if there is none)."""
+    lines = 0
+    try:
+        with open(path, "rb") as data:
+            for chunk in iter(lambda: data.read(1 << 22), b""):
+                lines += chunk.count(b"\n")
+    except FileNotFoundError:
+        pass
+    return lines
+
+
+def warm_cache(directory):
+    """Reads every file below directory once, so that it is in the page cache."""
+    for base, _, names in os.walk(directory):
+        for name in names:
+            with open(os.path.join(base, name), "rb") as data:
+                while data.read(1 << 22):
+                    pass
+
+
+def filesystem(path):
+    """'ext4 on /dev/vda' for the mount that holds path (from /proc/mounts)."""
+    path, best = os.path.realpath(path), None
+    try:
+        with open("/proc/self/mounts") as mounts:
+            for line in mounts:
+                device, point, kind = line.split()[:3]
+                if (path == point or path.startswith(point.rstrip("/") + "/")) and (
+                        best is None or len(point) >= len(best[1])):
+                    best = (device, point, kind)
+    except OSError:
+        pass
+    return "%s on %s (mounted at %s)" % (best[2], best[0], best[1]) if best else "unknown"
+
+
 class Bench:
-    def __init__(self, options):
+    def __init__(self, options, tmp):
         self.options = options
-        self.build = options.build
+        self.build = os.path.abspath(options.build)
+        self.tmp = tmp              # scratch: journals, sinks' files
+        self.scratched = 0
         self.started = time.monotonic()
         self.log = []               # every run, as a dict, in order
 
@@ -225,55 +339,139 @@ class Bench:
     def time_left(self):
         return self.options.budget - (time.monotonic() - self.started)
 
+    @contextlib.contextmanager
+    def measuring(self, run, procs, scratch=None):
+        """Around one run: a program that did not start or answer
+        (RuntimeError) makes the run's error; whatever happens, every
+        process in procs is stopped and the scratch file removed."""
+        try:
+            yield
+        except RuntimeError as error:
+            run["error"] = str(error).splitlines()[0]
+        finally:
+            for proc in procs:
+                proc.stop()
+            if scratch and os.path.exists(scratch):
+                os.remove(scratch)
+
+    def scratch(self, name):
+        """A new path in the scratch directory, named N-name."""
+        self.scratched += 1
+        return os.path.join(self.tmp, "%d-%s" % (self.scratched, name))
+
+    def commands(self, procs, endpoints, timed, bare=False):
+        """The shell lines that start procs again, those of timed (the last
+        ones, whose end the run waits for) in the foreground: ours bound to
+        the default ports on 127.0.0.1 (the bench binds free ones), bare
+        with $source, ... for the endpoints its broker prints; paths as from
+        the top of the checkout, scratch files by name; processes started
+        alike (but for the seed) in one loop."""
+        names = {endpoint: "$" + which if bare else "tcp://127.0.0.1:%d" % DEFAULT_PORTS[which]
+                 for which, endpoint in endpoints.items()}
+        groups = []                 # [line with $seed, times, in timed, line]
+        for proc in procs:
+            words = []
+            for before, arg in zip([None] + proc.args, proc.args):
+                if before and before.endswith("-bind") and arg.endswith(":*"):
+                    arg = "tcp://127.0.0.1:%d" % DEFAULT_PORTS[before[2:-len("-bind")]]
+                elif arg.startswith(self.build + os.sep):
+                    arg = "build/" + os.path.relpath(arg, self.build)
+                elif arg.startswith(self.tmp + os.sep):
+                    arg = re.sub(r"^\d+-", "", os.path.basename(arg))
+                words.append(names.get(arg, arg))
+            if proc.stdout_path:
+                words += [">", re.sub(r"^\d+-", "", os.path.basename(proc.stdout_path))]
+            line = " ".join(words)
+            looped = re.sub(r"--seed \d+", "--seed $seed", line)
+            if groups and groups[-1][0] == looped and groups[-1][2] == (proc in timed):
+                groups[-1][1] += 1
+            else:
+                groups.append([looped, 1, proc in timed, line])
+        lines = []
+        for looped, times, foreground, line in groups:
+            if times == 1:
+                lines.append(line + ("" if foreground else " &"))
+            else:
+                loop = "for %s in $(seq %d); do %s & done" % (
+                    "seed" if "$seed" in looped else "i", times, looped)
+                lines.append("(%s; wait)" % loop if foreground else loop)
+        if bare:
+            lines.insert(1, "#   (it prints its endpoints: set $%s from them)"
+                         % ", $".join(endpoints))
+        return "\n".join(lines)
+
     # --- ours -------------------------------------------------------------
 
-    def start_broker(self, extra=()):
-        broker = Proc("broker", [self.exe("broker"),
-            "--source-bind", "tcp://127.0.0.1:*", "--publish-bind", "tcp://127.0.0.1:*",
-            "--dispatch-bind", "tcp://127.0.0.1:*", "--results-bind", "tcp://127.0.0.1:*",
-            "--stats", "0"] + list(extra))
+    def start_broker(self, extra=(), stats_every=0):
+        """A broker on free loopback ports, its stats as JSON lines on stdout
+        every stats_every seconds (0: only at exit; None: its default).
+        Returns (proc, endpoints)."""
+        args = [self.exe("broker")]
+        for which in ENDPOINTS:
+            args += ["--%s-bind" % which, "tcp://127.0.0.1:*"]
+        args += ["--stats-format", "json"]
+        if stats_every is not None:
+            args += ["--stats", stats_every]
+        broker = Proc("broker", args + list(extra))
         endpoints = {}
-        for match in broker.wait_for(r"broker: (\w+) endpoint bound to (\S+)", 10, 4):
+        for match in broker.wait_for(r"broker: (\w+) endpoint bound to (\S+)", 10,
+                                     len(ENDPOINTS)):
             endpoints[match.group(1)] = match.group(2)
         return broker, endpoints
 
     def ours(self, batch, workers, sources, count_each, pipeline=1, sink=True,
-             label=None, profile=None, broker_args=(), threads=1, publish_hwm=0):
+             label=None, profile=None, broker_args=(), threads=1, publish_hwm=0,
+             journal=None, sink_format="none", defaults=False, kind="ours"):
+        """One run of the real programs. Returns a dict of figures.
+
+        journal: a directory for the broker's --journal. sink_format: the
+        measuring sink's --format; unless none, the sink writes to a file
+        whose lines are counted. defaults: no tuning flag on any program (as the
+        README runs them: endpoints, counts, range, seed, the stats format
+        and the sink's format only); pipeline, threads and publish_hwm are
+        then not passed."""
         # publish_hwm 0: no limit on the broker's queue to the measuring sink,
         # as in the bare pipeline; a sink starved of CPU for a moment on two
         # busy cores would otherwise lose verdicts at the default 1000
         # messages (PUB drops rather than waits) and the run would not count.
-        if publish_hwm is not None:
+        if publish_hwm is not None and not defaults:
             broker_args = tuple(broker_args) + ("--publish-hwm", publish_hwm)
-        """One run of the real programs. Returns a dict of figures."""
+        if journal:
+            broker_args = tuple(broker_args) + ("--journal", journal)
         total = count_each * sources
-        run = {"kind": "ours", "label": label, "batch": batch, "workers": workers,
-               "sources": sources, "pipeline": pipeline, "count": total}
+        run = {"kind": kind, "label": label, "batch": batch, "workers": workers,
+               "sources": sources, "pipeline": None if defaults else pipeline,
+               "count": total}
         procs = []
-        try:
-            broker, ep = self.start_broker(broker_args)
+        out = (self.scratch("verdicts." + {"text": "txt"}.get(sink_format, sink_format))
+               if sink and sink_format != "none" else None)
+        with self.measuring(run, procs, out):
+            broker, ep = self.start_broker(broker_args, None if defaults else 0)
             procs.append(broker)
             if sink:
                 sink_proc = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
-                                          "--tags", "PC", "--format", "none",
-                                          "--count", total,
-                                          # As the bare sink: a measuring sink
-                                          # starved of CPU queues, never drops.
-                                          "--hwm", 0])
+                                          "--history", ep["history"], "--tags", "PC",
+                                          "--count", total] + ([] if defaults else [
+                                              "--format", sink_format,
+                                              # As the bare sink: a measuring sink
+                                              # starved of CPU queues, never drops.
+                                              "--hwm", 0]), stdout=out)
                 procs.append(sink_proc)
                 broker.wait_for(r"sink subscribed to '[PC]'", 10, 2)
             for index in range(workers):
                 procs.append(Proc("worker", [self.exe("worker"), "--dispatch", ep["dispatch"],
-                                             "--results", ep["results"], "--threads", threads]))
+                                             "--results", ep["results"]]
+                                  + ([] if defaults else ["--threads", threads])))
             time.sleep(0.4 if workers else 0.05)    # let workers connect
             perf = profile(broker.pid) if profile else None
-            cpu0 = {proc.pid: cpu_seconds(proc.pid) for proc in procs}
+            cpu0 = {proc.pid: proc.cpu_seconds() for proc in procs}
             t0 = time.monotonic()
             source_procs = [Proc("source", [
                 self.exe("source"), "--connect", ep["source"], "--count", count_each,
-                "--batch", batch, "--pipeline", pipeline, "--min", 0, "--max", INT64_MAX,
-                "--seed", index + 1]) for index in range(sources)]
+                "--batch", batch, "--min", 0, "--max", INT64_MAX, "--seed", index + 1]
+                + ([] if defaults else ["--pipeline", pipeline])) for index in range(sources)]
             procs += source_procs
+            run["commands"] = self.commands(procs, ep, source_procs)
             end = self.wait_end(sink_proc if sink else None, source_procs)
             self.finish(run, procs, broker, cpu0, t0, end, total, perf)
             acked, p50s, p99s, src_rates = 0, [], [], []
@@ -298,26 +496,73 @@ class Bench:
                     if rejected and re.search(r"E \d+ \([^)]*\)", source_procs[0].output())
                     else ""))
             if sink:
-                m = re.search(r"printed N (\d+), P (\d+), C (\d+)", sink_proc.output())
+                m = re.search(r"printed N (\d+), P (\d+), C (\d+);.* lost (\d+) messages",
+                              sink_proc.output())
                 run["verdicts"] = int(m.group(2)) + int(m.group(3)) if m else 0
                 run["primes"] = int(m.group(2)) if m else None
                 if run["verdicts"] != total:
-                    problems.append("sink got %d of %d verdicts" % (run["verdicts"], total))
-            m = re.search(r"final: accepted (\d+) .* requests (\d+) dispatches (\d+)",
-                          broker.output())
-            if m and int(m.group(3)):
-                run["per_dispatch"] = int(m.group(1)) / int(m.group(3))
-            m = re.search(r"final: accepted (\d+) .* results (\d+)", broker.output())
-            if problems and m:
+                    problems.append("sink got %d of %d verdicts%s" % (
+                        run["verdicts"], total, ", lost %s messages" % m.group(4)
+                        if m and int(m.group(4)) else ""))
+            if out:
+                self.count_output(run, out, total, problems, header=sink_format == "csv")
+            stats = broker_stats(broker)
+            if stats.get("dispatches"):
+                run["per_dispatch"] = stats["accepted"] / stats["dispatches"]
+            run["commits"] = stats.get("commits") if journal else None
+            if problems and stats:
                 problems.append("broker accepted %s, published %s verdicts"
-                                % (m.group(1), m.group(2)))
+                                % (stats.get("accepted"), stats.get("results")))
             if problems:
                 run["error"] = "; ".join(problems)
-        except RuntimeError as error:
-            run["error"] = str(error).splitlines()[0]
-        finally:
-            for proc in procs:
-                proc.stop()
+        return self.record(run)
+
+    def count_output(self, run, path, total, problems, header=False):
+        """The lines a sink wrote to path (less a csv header), and the bytes
+        per line; a problem unless there are total. Removes the file."""
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        run["lines"] = count_lines(path) - (1 if header and size else 0)
+        run["bytes_per_line"] = size / run["lines"] if run["lines"] > 0 else None
+        os.remove(path)
+        if run["lines"] != total:
+            problems.append("the sink wrote %d of %d lines" % (run["lines"], total))
+
+    def replay(self, journal, count, label=None):
+        """A sink reading `count` verdicts back from a journal a run left: a
+        broker started on it and nothing else (the live path idle), the
+        journal read once first (a warm page cache), then `playzmq-sink
+        --from all --format none --tags PC --count N`; the rate is count
+        over the time from starting the sink to its exit."""
+        run = {"kind": "replay", "label": label, "count": count}
+        procs = []
+        with self.measuring(run, procs):
+            broker, ep = self.start_broker(("--journal", journal))
+            procs.append(broker)
+            warm_cache(journal)
+            cpu0 = {broker.pid: broker.cpu_seconds()}
+            t0 = time.monotonic()
+            sink = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
+                                 "--history", ep["history"], "--from", "all",
+                                 "--format", "none", "--tags", "PC", "--count", count])
+            procs.append(sink)
+            run["commands"] = self.commands(procs, ep, [sink])
+            end = sink.exit_time(min(self.options.run_timeout, max(5, self.time_left())))
+            self.finish(run, procs, broker, cpu0, t0, end, count)
+            m = re.search(r"printed N (\d+), P (\d+), C (\d+);.* filled (\d+) messages "
+                          r"from history, lost (\d+)", sink.output())
+            run["verdicts"] = int(m.group(2)) + int(m.group(3)) if m else 0
+            run["filled"] = int(m.group(4)) if m else None
+            stats = broker_stats(broker)
+            problems = [run.pop("error")] if run.get("error") else []
+            if run["verdicts"] != count:
+                problems.append("sink got %d of %d verdicts" % (run["verdicts"], count))
+            if stats.get("accepted") or stats.get("results") or stats.get("recovered"):
+                problems.append("the live path was not idle: broker accepted %s, published "
+                                "%s, recovered %s" % (stats.get("accepted"),
+                                                      stats.get("results"),
+                                                      stats.get("recovered")))
+            if problems:
+                run["error"] = "; ".join(problems)
         return self.record(run)
 
     def finish(self, run, procs, broker, cpu0, t0, end, count, perf=None):
@@ -354,27 +599,35 @@ class Bench:
                 return end
             if sources_done is None and all(s.exited() for s in sources):
                 sources_done = time.monotonic()
+            if sources_done is None:
+                continue
             #  Verdicts may trail the last ack by a moment, never by seconds;
-            #  a source that failed (rejected requests) ends the wait sooner.
-            failed = any(s.status for s in sources)
-            if sources_done is not None and time.monotonic() - sources_done > (2 if failed else 10):
+            #  a source that failed (rejected requests), or a sink that lost
+            #  messages (it never reaches its count), ends the wait sooner.
+            failed = any(s.status for s in sources) or sink.logged(r"\b[1-9]\d* lost")
+            if time.monotonic() - sources_done > (2 if failed else 10):
                 return None
         return None
 
     # --- bare -------------------------------------------------------------
 
-    def bare_pipeline(self, batch, workers, count, test=True, label=None):
-        run = {"kind": "bare" if test else "bare-no-test", "label": label, "batch": batch,
-               "workers": workers, "sources": 1, "count": count}
+    def bare_pipeline(self, batch, workers, count, test=True, label=None, text=False):
+        """The bare pipeline; text: its sink also prints every verdict to a
+        file (`P 97` lines), the shape of a PlayØMQ text sink."""
+        run = {"kind": "bare-text" if text else "bare" if test else "bare-no-test",
+               "label": label, "batch": batch, "workers": workers, "sources": 1,
+               "count": count}
         bare = self.exe("bare")
         procs = []
-        try:
+        out = self.scratch("verdicts.txt") if text else None
+        with self.measuring(run, procs, out):
             broker = Proc("bare-broker", [bare, "broker"])
             procs.append(broker)
             ep = {m.group(1): m.group(2) for m in
                   broker.wait_for(r"^(source|publish|dispatch|results) (\S+)", 10, 4)}
             sink = Proc("bare-sink", [bare, "sink", "--connect", ep["publish"],
-                                      "--count", count])
+                                      "--count", count] + (["--text"] if text else []),
+                        stdout=out)
             procs.append(sink)
             broker.wait_for(r"subscribed to '[PC]'", 10, 2)
             for index in range(workers):
@@ -382,36 +635,37 @@ class Bench:
                                                   "--results", ep["results"]]
                                   + ([] if test else ["--no-test"])))
             time.sleep(0.4)
-            cpu0 = {proc.pid: cpu_seconds(proc.pid) for proc in procs}
+            cpu0 = {proc.pid: proc.cpu_seconds() for proc in procs}
             t0 = time.monotonic()
             source = Proc("bare-source", [bare, "source", "--connect", ep["source"],
                                           "--count", count, "--batch", batch, "--seed", 1])
             procs.append(source)
+            run["commands"] = self.commands(procs, ep, [source], bare=True)
             end = self.wait_end(sink, [source])
             self.finish(run, procs, broker, cpu0, t0, end, count)
             m = re.search(r"(\d+) verdicts \(P (\d+)", sink.output())
             run["verdicts"] = int(m.group(1)) if m else 0
             run["primes"] = int(m.group(2)) if m else None
+            problems = [run.pop("error")] if run.get("error") else []
             if run["verdicts"] < count:
-                run["error"] = "; ".join(filter(None, [run.get("error"), "sink got %d of %d "
-                                                       "verdicts" % (run["verdicts"], count)]))
-        except RuntimeError as error:
-            run["error"] = str(error).splitlines()[0]
-        finally:
-            for proc in procs:
-                proc.stop()
+                problems.append("sink got %d of %d verdicts" % (run["verdicts"], count))
+            if out:
+                self.count_output(run, out, count, problems)
+            if problems:
+                run["error"] = "; ".join(problems)
         return self.record(run)
 
     def bare_reqrep(self, count, label=None):
         run = {"kind": "bare-reqrep", "label": label, "batch": 1, "count": count}
         bare = self.exe("bare")
         procs = []
-        try:
+        with self.measuring(run, procs):
             rep = Proc("bare-rep", [bare, "rep"])
             procs.append(rep)
             endpoint = rep.wait_for(r"^rep (\S+)", 10)[0].group(1)
             req = Proc("bare-req", [bare, "req", "--connect", endpoint, "--count", count])
             procs.append(req)
+            run["commands"] = self.commands(procs, {"rep": endpoint}, [req], bare=True)
             if req.exit_time(self.options.run_timeout) is None:
                 run["error"] = "timed out"
             m = re.search(r"(\d+) round trips in ([\d.]+) s \((\d+) per s\); "
@@ -422,11 +676,6 @@ class Bench:
                            ack_p50_ms=float(m.group(4)), ack_p99_ms=float(m.group(5)))
             elif "error" not in run:
                 run["error"] = "no result line"
-        except RuntimeError as error:
-            run["error"] = str(error).splitlines()[0]
-        finally:
-            for proc in procs:
-                proc.stop()
         return self.record(run)
 
     def record(self, run):
@@ -436,7 +685,9 @@ class Bench:
 
 
 def describe(run):
-    parts = ["%-13s" % run["kind"], "batch %4d" % run["batch"]]
+    parts = ["%-13s" % run["kind"]]
+    if "batch" in run:
+        parts.append("batch %4d" % run["batch"])
     if "workers" in run:
         parts.append("workers %d" % run["workers"])
     if run.get("sources"):
@@ -444,7 +695,16 @@ def describe(run):
     if run.get("pipeline"):
         parts.append("pipeline %d" % run["pipeline"])
     if run.get("rate") and not run.get("error"):
-        parts.append("%10s numbers/s end to end" % si(run["rate"]))
+        parts.append("%10s %s/s %s" % (si(run["rate"]), "verdicts" if run["kind"] == "replay"
+                                       else "numbers", "from history" if run["kind"] == "replay"
+                                       else "end to end"))
+    if run.get("lines") and not run.get("error"):
+        parts.append("%s lines to a file (%.1f bytes each)" % (si(run["lines"]),
+                                                               run["bytes_per_line"] or 0))
+    if run.get("commits"):
+        parts.append("%d journal commits" % run["commits"])
+    if run.get("filled") is not None:
+        parts.append("%d messages filled from history" % run["filled"])
     if run.get("source_rate") and run["kind"] != "bare-reqrep" and not run.get("error"):
         parts.append("source acked %s/s" % si(run["source_rate"]))
     if run.get("ack_p50_ms") is not None:
@@ -456,6 +716,10 @@ def describe(run):
     if run.get("cpu"):
         parts.append("CPU " + " ".join("%s %.0f%%" % (role, 100 * value) for role, value
                                        in sorted(run["cpu"].items())))
+    if run.get("cpu_s") and run.get("count") and not run.get("error"):
+        parts.append("ns/number " + " ".join(
+            "%s %.0f" % (role, 1e9 * value / run["count"])
+            for role, value in sorted(run["cpu_s"].items()) if role in ("broker", "worker")))
     if run.get("error"):
         parts.append("ERROR: " + run["error"])
     return ", ".join(parts)
@@ -544,6 +808,7 @@ def machine_info(bench):
         "os": (read_os_release() or platform.platform()),
         "load": "%.2f %.2f %.2f" % load,
         "python": platform.python_version(),
+        "scratch": "`%s`: %s" % (bench.tmp, filesystem(bench.tmp)),
     }
 
 
@@ -719,15 +984,16 @@ def plot(bench, batch_rows, worker_rows, docs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"),
-                        help="meson build directory (default: build)")
+    parser.add_argument("--build", default=os.environ.get("PZ_BUILD_DIR")
+                        or os.path.join(ROOT, "build"),
+                        help="meson build directory (default: $PZ_BUILD_DIR, else build)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of every configuration; tables show the median "
                              "and [min-max] (default 3)")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every count (default 1)")
-    parser.add_argument("--budget", type=float, default=900,
-                        help="stop starting new runs after this many seconds (default 900)")
+    parser.add_argument("--budget", type=float, default=720,
+                        help="stop starting new repeats after this many seconds (default 720)")
     parser.add_argument("--run-timeout", type=float, default=60,
                         help="longest one run may take, in seconds (default 60)")
     parser.add_argument("--no-profile", action="store_true",
@@ -742,9 +1008,11 @@ def main():
         " " + arg for arg in sys.argv[1:])
     print("Reproduce these figures with: %s   (from the repository root, after "
           "tools/build.sh)" % command, flush=True)
-    bench = Bench(options)
+    tmp = tempfile.mkdtemp(prefix="playzmq-bench-")
+    bench = Bench(options, tmp)
     for kind in ("broker", "worker", "source", "sink", "bare"):
         if not os.path.exists(bench.exe(kind)):
+            shutil.rmtree(tmp, ignore_errors=True)
             sys.exit("pipeline.py: %s is missing: run tools/build.sh first" % bench.exe(kind))
 
     def on_signal(signum, frame):
@@ -766,8 +1034,8 @@ def main():
 
     def add(name, run):
         R.setdefault(name, []).append(run)
+        return run
 
-    tmp = tempfile.mkdtemp(prefix="playzmq-bench-")
     try:
         for rep in range(options.repeat):
             if bench.time_left() < 60:
@@ -778,6 +1046,12 @@ def main():
             for pair in range(ACK_PAIRS):
                 add("reqrep", bench.bare_reqrep(bench.count(COUNT_REQREP)))
                 add("ours-b1", bench.ours(1, 2, 1, bench.count(COUNT_REQREP), 1))
+            # The same with a journal, next to the last one without: every
+            # request waits for its sync (fewer numbers: a sync each).
+            journal = bench.scratch("journal")
+            add("ours-b1-j", bench.ours(1, 2, 1, bench.count(COUNT_B1_JOURNAL), 1,
+                                        journal=journal, kind="ours-journal"))
+            shutil.rmtree(journal, ignore_errors=True)
             # The same without coalescing: every message is its own dispatch.
             add("ours-b1-c0", bench.ours(1, 2, 1, bench.count(COUNT_REQREP), 1,
                                          broker_args=("--coalesce-ms", 0)))
@@ -790,12 +1064,36 @@ def main():
             for sources in source_counts[1:]:
                 add("ours-s%d" % sources, bench.ours(
                     1, 2, sources, bench.count(COUNT_SOURCES) // sources, 1))
+            # The headline: every program with its defaults, a text sink
+            # writing to a file; beside the bare pipeline with a text sink.
+            add("ours-defaults", bench.ours(1024, 2, 1, bench.count(COUNT_DEFAULTS),
+                                            sink_format="text", defaults=True,
+                                            kind="ours-defaults"))
+            add("bare-text", bench.bare_pipeline(1024, 2, bench.count(COUNT_DEFAULTS),
+                                                 text=True))
             # (1) and the batch sweep, 2 workers; ours and bare side by side.
             for batch in batches:
+                if batch == 1024:
+                    # The same with a journal, just before the one without.
+                    journal = bench.scratch("journal")
+                    ran = add("ours-j1024", bench.ours(
+                        batch, 2, 1, bench.count(COUNT_BATCH_OURS[batch]), SOURCE_PIPELINE,
+                        journal=journal, kind="ours-journal"))
                 add("ours-k%d" % batch, bench.ours(
                     batch, 2, 1, bench.count(COUNT_BATCH_OURS[batch]), SOURCE_PIPELINE))
                 add("bare-k%d" % batch, bench.bare_pipeline(
                     batch, 2, bench.count(COUNT_BATCH_BARE[batch])))
+                if batch != 1024:
+                    continue
+                # What the journal run left, read back through history.
+                if not ran.get("error"):
+                    add("replay", bench.replay(journal, ran["verdicts"]))
+                shutil.rmtree(journal, ignore_errors=True)
+                # Sinks printing every verdict to a file at the full rate.
+                for fmt in SINK_FORMATS:
+                    add("ours-sink-" + fmt, bench.ours(
+                        batch, 2, 1, bench.count(COUNT_SINK_FORMAT), SOURCE_PIPELINE,
+                        sink_format=fmt, kind="ours-sink-" + fmt))
             add("bare-notest-k1024", bench.bare_pipeline(
                 1024, 2, bench.count(COUNT_BATCH_BARE[1024]), test=False))
             add("ours-k1024-t2", bench.ours(
@@ -817,7 +1115,7 @@ def main():
             if workers == 2:
                 R["ours-w2"], R["bare-w2"] = R.get("ours-k1024", []), R.get("bare-k1024", [])
         if not options.no_profile and bench.time_left() > 60:
-            profile_md = profile_broker(bench, tmp)
+            profile_md = profile_broker(bench, bench.tmp)
         primality = run_primality(bench)
     except KeyboardInterrupt:
         print("interrupted: stopping every process started", flush=True)
@@ -860,15 +1158,23 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
     t2_ratio = ratios(R.get("ours-b1", []), R.get("reqrep", []), "source_rate", "rate")
     t2_acks = ratios(R.get("ours-b1-acks", []), R.get("reqrep", [])[::ACK_PAIRS],
                      "source_rate", "rate")
+    # Not the sinks printing to files: their broker queues to them unbounded.
     rss_all = [run["broker_hwm_kib"] for runs in R.values() for run in runs
-               if run.get("kind") == "ours" and run.get("broker_hwm_kib")]
+               if run.get("kind") in ("ours", "ours-journal", "ours-defaults")
+               and run.get("broker_hwm_kib")]
     t4 = g("ours-rss", "broker_hwm_kib")
     s_rates = {s: g("ours-s%d" % s) for s in source_counts}
     grows = all(med(s_rates[b]) and med(s_rates[a]) and med(s_rates[b]) > med(s_rates[a])
                 for a, b in zip(source_counts, source_counts[1:]))
     t3_cpu = {s: g("ours-s%d" % s, "broker_cpu") for s in source_counts}
 
+    headline = ratios(R.get("ours-defaults", []), R.get("bare-text", []))
+    journal = ratios(R.get("ours-j1024", []), R.get("ours-k1024", []))
     targets = [
+        ("**headline**: every program with its defaults, batch 1024, text sink to a file: "
+         "ours / bare pipeline of the same shape", "(none set)",
+         "%s (%s numbers/s)" % (spread(headline, ratio_fmt), si(med(g("ours-defaults")))),
+         "-"),
         ("(1) batch 1024, 2 workers: ours / bare pipeline", "≥ 0.75",
          spread(t1_ratio, ratio_fmt), verdict(med(t1_ratio), T1_RATIO)),
         ("(1) batch 1024, 2 workers: ours, numbers/s end to end", "≥ 10M/s",
@@ -883,17 +1189,13 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
          spread(t4, lambda v: "%.1f MiB" % (v / 1024)),
          ("PASS" if t4 and max(t4) < T4_RSS_KIB else "MISS")
          + (" (largest in any run: %.1f MiB)" % (max(rss_all) / 1024) if rss_all else "")),
+        ("(J) batch 1024: journal on / off (paired runs)", "≥ %.1f" % T_JOURNAL_RATIO,
+         spread(journal, ratio_fmt), verdict(med(journal), T_JOURNAL_RATIO)),
+        ("(R) a sink reading the journal from history, warm page cache", "≥ %s/s"
+         % si(T_REPLAY), spread(g("replay")), verdict(med(g("replay")), T_REPLAY)),
     ]
 
-    def row(cells):
-        return "| " + " | ".join(str(c) for c in cells) + " |"
-
-    def table(header, rows):
-        return "\n".join([row(header), row(["---"] * len(header))] + [row(r) for r in rows])
-
-    mib = lambda v: "%.1f" % (v / 1024)
     t_targets = table(["target", "goal", "measured: median [min-max]", "verdict"], targets)
-    pct = lambda v: "%.0f%%" % (100 * v)
     f2 = "%.2f".__mod__
 
     def t1_row(title, name, ours=True):
@@ -961,7 +1263,9 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
                                                  R.get("bare-w%d" % w, [])), ratio_fmt)]
         for w, o, x in worker_rows])
     errors = [describe(run) for runs in R.values() for run in runs if run.get("error")]
-    text = "\n\n".join([
+    # (hand-written block to follow, or None; markdown)
+    sections = [("headline", "## Headline: the programs with their defaults\n\n"
+                 + headline_section(R, g, headline))] + [(None, text) for text in [
         "## Targets\n\n" + t_targets,
         "## (1) Batches of 1024, 2 workers, random values below 2^63\n\n" + t1,
         "## (2) --batch 1, one source: the ack path\n\n" + t2,
@@ -970,31 +1274,241 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
         "## Sweep: numbers per message (2 workers, one source --pipeline %d)\n\n"
         % SOURCE_PIPELINE + tb,
         "## Sweep: workers (batch 1024, one source --pipeline %d)\n\n" % SOURCE_PIPELINE + tw,
-    ] + (["## Runs that failed\n\n" + "\n".join("- " + e for e in errors)] if errors else []))
+    ]] + [
+        ("journal", "## The journal (`--journal`): on and off\n\n"
+         + journal_section(R, g, journal)),
+        ("cpu", "## CPU per number: broker and workers\n\n" + cpu_section(R)),
+        ("sinks", "## Sinks printing every verdict to a file, at full rate\n\n"
+         + sinks_section(R, g)),
+    ]
+    if errors:
+        sections.append((None, "## Runs that failed\n\n" + "\n".join("- " + e for e in errors)))
     runs_text = "\n".join(describe(run) for runs in R.values() for run in runs
                           if not run.get("label"))
-    return {"text": text, "batch_rows": batch_rows, "worker_rows": worker_rows,
-            "runs": runs_text}
+    configurations = "\n\n".join("`%s`:\n\n%s" % (name, commands_md(R, name))
+                                  for name in R if commands_md(R, name))
+    return {"sections": sections, "text": "\n\n".join(text for _, text in sections),
+            "batch_rows": batch_rows, "worker_rows": worker_rows, "runs": runs_text,
+            "commands": configurations}
+
+
+def row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def table(header, rows):
+    return "\n".join([row(header), row(["---"] * len(header))] + [row(r) for r in rows])
+
+
+def mib(kib):
+    return "%.1f" % (kib / 1024)
+
+
+def commands_md(R, name):
+    """The commands of a configuration (its first run), as a sh block."""
+    run = next((run for run in R.get(name, []) if run.get("commands")), None)
+    return "```sh\n%s\n```" % run["commands"] if run else ""
+
+
+def per_number(run, role):
+    """CPU nanoseconds role spent per number of a good run, or None."""
+    if run.get("error") or not run.get("count") or role not in run.get("cpu_s", {}):
+        return None
+    return 1e9 * run["cpu_s"][role] / run["count"]
+
+
+def per_numbers(runs, role):
+    return [v for v in (per_number(run, role) for run in runs) if v is not None]
+
+
+def headline_section(R, g, headline):
+    rows = [[title, spread(g(name)),
+             spread(g(name, "lines")) + " (%s bytes each)" % spread(
+                 g(name, "bytes_per_line"), "%.1f".__mod__),
+             cpu_fmt(R.get(name, [])), spread(g(name, "broker_hwm_kib"), mib),
+             " ".join(str(v) for v in g(name, "primes")) or "-"]
+            for title, name in (
+                ("PlayØMQ, defaults: broker, 2 workers, `--batch 1024` source, text sink "
+                 "`--tags PC` to a file", "ours-defaults"),
+                ("bare ZeroMQ pipeline, 2 workers, its sink printing the same lines to a "
+                 "file", "bare-text"))]
+    rows.append(["**ratio PlayØMQ / bare** (paired runs)",
+                 "**%s**" % spread(headline, ratio_fmt), "", "", "", ""])
+    return "\n\n".join([
+        "Every program as the README runs it: no tuning flag (the broker's "
+        "`--publish-hwm` 1000, no journal; workers one thread per core, `--pipeline` 4; "
+        "the source's `--pipeline` 8; the sink's `--hwm` 1000, text), only the "
+        "loopback endpoints, the counts, the source's range and seed, and the broker's "
+        "`--stats-format json`. The rate is the count over the time from starting the "
+        "source to the sink's exit at its count; the sink's file is counted afterwards.",
+        table(["run", "numbers/s end to end", "lines in the file", "CPU, % of one core "
+               "(median)", "broker VmHWM MiB", "primes seen"], rows),
+        "Commands, PlayØMQ:\n\n" + commands_md(R, "ours-defaults"),
+        "Bare:\n\n" + commands_md(R, "bare-text")])
+
+
+def journal_section(R, g, journal):
+    f2, f3 = "%.2f".__mod__, "%.3f".__mod__
+
+    def per_commit(name):
+        return [run["count"] / run["commits"] for run in R.get(name, [])
+                if run.get("commits") and not run.get("error")]
+
+    def journal_row(title, name, ratio=None, key="rate"):
+        """ratio None: the reference row (journal off)."""
+        return [title, spread(g(name, key)),
+                spread(ratio, ratio_fmt) if ratio is not None else "1",
+                spread(g(name, "ack_p50_ms"), f3), spread(g(name, "ack_p99_ms"), f3),
+                spread(g(name, "commits"), "%.0f".__mod__) if per_commit(name) else "-",
+                spread(per_commit(name), "%.0f".__mod__), cpu_fmt(R.get(name, []))]
+    header = ["run", "numbers/s", "ratio on / off (paired)", "ack p50 ms", "ack p99 ms",
+              "journal commits", "numbers per commit", "CPU, % of one core (median)"]
+    # Batch 1: the journal run came right after the last run without of its repeat.
+    b1_off = R.get("ours-b1", [])[ACK_PAIRS - 1::ACK_PAIRS]
+    b1_ratio = ratios(R.get("ours-b1-j", []), b1_off, "source_rate", "source_rate")
+    t_1024 = table([h.replace("numbers/s", "numbers/s end to end") for h in header], [
+        journal_row("journal off: 2 workers × --threads 1, source --pipeline %d"
+                    % SOURCE_PIPELINE, "ours-k1024"),
+        journal_row("journal on, the same flags and `--journal DIR`", "ours-j1024", journal),
+    ])
+    t_b1 = table([h.replace("numbers/s", "acked/s (the source's)") for h in header], [
+        journal_row("journal off: one source `--batch 1 --pipeline 1`, 2 workers, sink",
+                    "ours-b1", key="source_rate"),
+        journal_row("journal on, the same flags and `--journal DIR`", "ours-b1-j", b1_ratio,
+                    "source_rate"),
+    ])
+    p50_ratio = ratios(R.get("ours-b1-j", []), b1_off, "ack_p50_ms", "ack_p50_ms")
+    p99_ratio = ratios(R.get("ours-b1-j", []), b1_off, "ack_p99_ms", "ack_p99_ms")
+    t_replay = table(["run", "verdicts", "verdicts/s from history", "goal",
+                      "broker CPU, % of one core", "broker CPU ns per verdict",
+                      "messages from history"], [
+        ["`playzmq-sink --from all --format none --tags PC --count N`, the broker "
+         "restarted on the journal the batch-1024 run left, nothing else running",
+         spread(g("replay", "count"), si), spread(g("replay")), "≥ %s/s" % si(T_REPLAY),
+         spread([100 * v for v in g("replay", "broker_cpu")], "%.0f".__mod__),
+         spread(per_numbers(R.get("replay", []), "broker"), "%.1f".__mod__),
+         spread(g("replay", "filled"), "%.0f".__mod__)]])
+    return "\n\n".join([
+        "### Batch 1024: throughput\n\nThe journal run comes just before the run without "
+        "it in each repeat; the ratio is between those two. *numbers per commit*: the "
+        "count over the syncs the broker made (its final stats' `commits`).",
+        t_1024,
+        "### Batch 1: the ack's latency\n\nOne source, one request at a time: every ack "
+        "waits for the sync of the block holding its request. Paired with the last run "
+        "without a journal of the same repeat: acked/s %s, ack p50 %s, p99 %s (on / off)."
+        % (spread(b1_ratio, ratio_fmt), spread(p50_ratio, ratio_fmt),
+           spread(p99_ratio, ratio_fmt)),
+        t_b1,
+        "### Reading the journal back: history\n\nThe rate is N over the time from starting "
+        "the sink to its exit at N verdicts (its start-up included). Before it, the "
+        "journal's files are read once, so they come from the page cache; the broker's "
+        "final stats must show nothing accepted, published or recovered (the live path "
+        "was idle). Broker CPU is its history thread's and main loop's, over the same "
+        "time.",
+        t_replay,
+        "Commands: batch 1024 with the journal, batch 1 with it, then the replay (on "
+        "the first run's journal):\n\n%s\n\n%s\n\n%s" % (
+            commands_md(R, "ours-j1024"), commands_md(R, "ours-b1-j"),
+            commands_md(R, "replay"))])
+
+
+def cpu_section(R):
+    def cells(name):
+        runs = R.get(name, [])
+        feeds = [w / b for w, b in ((per_number(r, "worker"), per_number(r, "broker"))
+                                    for r in runs) if w is not None and b]
+        return [spread(good(runs, "rate")), spread(per_numbers(runs, "broker"), "%.1f".__mod__),
+                spread(per_numbers(runs, "worker"), "%.1f".__mod__), spread(feeds, ratio_fmt)]
+    rows = [["PlayØMQ, batch %d (2 workers × --threads 1, source --pipeline %d, counting "
+             "sink)" % (batch, SOURCE_PIPELINE)] + cells("ours-k%d" % batch)
+            for batch in (1, 128, 1024)]
+    rows += [["PlayØMQ, batch 1024, journal on (the same flags and `--journal`)"]
+             + cells("ours-j1024"),
+             ["PlayØMQ, batch 1024, every program with its defaults, text sink (the "
+              "headline)"] + cells("ours-defaults"),
+             ["bare ZeroMQ pipeline, batch 1024, 2 workers (for comparison)"]
+             + cells("bare-k1024")]
+    return "\n\n".join([
+        "**Measured**: each process's CPU time, every thread, user and system, read "
+        "when the run ends (the sink's exit) less what it was when the source started, "
+        "summed per role and divided by the numbers of the run: the sum of its threads' "
+        "run times in /proc/PID/task/*/schedstat (nanoseconds) while it runs, its "
+        "rusage (`wait4`, microseconds) once it has exited. **Derived**: *worker cores one broker core feeds* = worker "
+        "ns/number ÷ broker ns/number, per run, then the median: the worker cores a "
+        "broker kept busy on one core of this machine would keep busy.",
+        table(["run", "numbers/s end to end (measured)", "broker CPU ns/number (measured)",
+               "worker CPU ns/number (measured)",
+               "worker cores one broker core feeds (derived)"], rows)])
+
+
+def sinks_section(R, g):
+    rows = [["`--format none` (counting only: the pipeline's rate)", spread(g("ours-k1024")),
+             "1", "-", cpu_fmt(R.get("ours-k1024", [])), spread(g("ours-k1024",
+                                                                  "source_rate"))]]
+    for fmt in SINK_FORMATS:
+        name = "ours-sink-" + fmt
+        rows.append(["`--format %s` to a file" % fmt, spread(g(name)),
+                     spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
+                     spread(g(name, "bytes_per_line"), "%.1f".__mod__),
+                     cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
+    return "\n\n".join([
+        "The batch-1024 pipeline of table (1) (2 workers × --threads 1, source "
+        "`--pipeline %d`, broker `--publish-hwm 0`), its measuring sink `--tags PC --hwm 0` "
+        "printing every verdict to a file in the format named. *lines/s* is the count "
+        "over the time from starting the source to the sink's exit at its count (the "
+        "file is counted afterwards); the ratio is to the counting sink's run of the "
+        "same repeat. Below 1, the sink is the bottleneck: the source still runs at "
+        "full speed (*source acked/s*) and the broker queues for the sink." % SOURCE_PIPELINE,
+        table(["sink", "lines/s", "ratio to the pipeline (paired)", "bytes per line",
+               "CPU, % of one core (median)", "source acked/s"], rows),
+        "Command (text; csv and json differ only in `--format`):\n\n"
+        + commands_md(R, "ours-sink-text")])
+
+
+def hand_markers(key):
+    """The markers around a hand-written block the script keeps: the one
+    of old (key None) or one after a section (key: its name)."""
+    if key is None:
+        return HAND_BEGIN, HAND_END
+    return ("<!-- hand-written %s: begin (kept by bench/pipeline.py) -->" % key,
+            "<!-- hand-written %s: end -->" % key)
+
+
+def hand_block(old, key, default):
+    """A hand-written block, with its markers: its text in the old
+    document if there is one, else default."""
+    begin, end = hand_markers(key)
+    text = default
+    if begin in old and end in old:
+        text = old.split(begin, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+    return begin + "\n" + text + end + "\n"
 
 
 def write_doc(options, report, machine, command, date, plots, primality, profile_md):
     path = os.path.join(options.docs, "PERFORMANCE.md")
-    hand = ("## Where the time goes\n\n(Not written yet: read the profile above.)\n")
+    old = ""
     if os.path.exists(path):
-        with open(path) as old:
-            text = old.read()
-        if HAND_BEGIN in text and HAND_END in text:
-            hand = text.split(HAND_BEGIN, 1)[1].split(HAND_END, 1)[0].strip("\n") + "\n"
+        with open(path) as previous:
+            old = previous.read()
+    placeholder = ("*(Not written yet: what the figures above say, written by hand from "
+                   "a run on a quiet machine; the script keeps this text.)*\n")
+    sections = []
+    for key, text in report["sections"]:
+        sections.append(text + "\n")
+        if key:
+            sections.append(hand_block(old, key, placeholder))
     parts = [
         "# Performance\n",
-        "Generated by `bench/pipeline.py` on %s, except the section between the "
+        "Generated by `bench/pipeline.py` on %s, except the sections between "
         "hand-written markers, which the script keeps. Every figure below comes from "
-        "that one run: rerun the command to get yours.\n" % date,
+        "that one run: rerun the command to get yours. The command of each "
+        "configuration is at the end (and under each of the newer sections).\n" % date,
         "```sh\ntools/build.sh\n%s\n```\n" % command,
         "## Machine\n\n"
         "| | |\n|---|---|\n"
         "| CPU | %(cpu)s |\n| cores | %(cores)d |\n| OS | %(os)s |\n"
         "| kernel | Linux %(kernel)s |\n| ZeroMQ | %(versions)s |\n"
+        "| journals and sinks' files | %(scratch)s |\n"
         "| load average at the start | %(load)s (the machine is shared: figures are "
         "noisy, hence ratios of runs made side by side) |\n" % machine,
         "## How it is measured\n\n"
@@ -1003,34 +1517,43 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         "ratio is taken between the two runs made next to each other. Tables show the "
         "median and, in brackets, the smallest and largest of the repeats.\n"
         "- Every process is separate and talks over tcp on 127.0.0.1 (ports chosen by the "
-        "kernel). Sources send uniformly random values below 2^63 (`--min 0 --max "
+        "kernel; the broker binds all five endpoints, history included, there). Sources "
+        "send uniformly random values below 2^63 (`--min 0 --max "
         "9223372036854775807`, splitmix64, seeds 1, 2, ...).\n"
         "- *numbers/s end to end*: the count divided by the time from starting the "
         "source(s) to the sink's exit after its last verdict (the sink counts P and C "
         "records and exits at the expected count, so every verdict arrived). *source "
         "acked/s* is what the source itself prints (first send to last ack).\n"
         "- PlayØMQ: `playzmq-broker` with its defaults (`--coalesce-ms 10`, window "
-        "`--max-inflight` 1,048,576 numbers), "
-        "N `playzmq-worker --threads 1` processes, `playzmq-sink --tags PC --format none`, "
-        "sources `--pipeline %d` unless stated. *numbers per dispatch* is the broker's "
-        "count of numbers over the dispatch messages it made (source messages merge "
-        "while they wait for a worker).\n"
+        "`--max-inflight` 1,048,576 numbers) but `--publish-hwm 0`, "
+        "N `playzmq-worker --threads 1` processes, `playzmq-sink --tags PC --format none "
+        "--hwm 0`, sources `--pipeline %d` unless stated; the headline runs every program "
+        "with its defaults instead. The broker writes its stats as JSON (`--stats 0 "
+        "--stats-format json`, docs/STATS.md); the bench reads its final object: "
+        "*numbers per dispatch* is `accepted` over `dispatches` (source messages merge "
+        "while they wait for a worker), *journal commits* is `commits`.\n"
+        "- With a journal, the broker's `--journal` is a new directory in the scratch "
+        "directory above (its file system decides what a sync costs), removed after the "
+        "run (after the replay for batch 1024).\n"
         "- The bare pipeline (`bench/bare.c`, czmq zsock API) has PlayØMQ's shape: source "
         "PUSH → broker PULL, PUB a copy (`zmq_msg_copy`) and PUSH on → workers PULL, test "
         "every number with **the same `pz_prime_check` from worker/prime.h**, PUSH a P and "
-        "a C message → broker PULL → PUB → sink SUB (P, C) counting. No acks, ids, leases, "
-        "window or validation; its PUB queue is unbounded so no verdict is dropped. "
+        "a C message → broker PULL → PUB → sink SUB (P, C) counting (with `--text`, also "
+        "printing `P 97` lines to a file, for the headline). No acks, ids, leases, "
+        "window, validation or sequence numbers; its PUB queue is unbounded so no verdict "
+        "is dropped. "
         "*bare, no primality test* is the same with the test replaced by the lowest bit "
         "of the number: the messaging ceiling. The bare REQ→REP is one REQ and one REP "
         "process exchanging 9-byte messages.\n"
         "- Broker VmHWM is read from /proc/<pid>/status just before the broker is "
         "stopped. *CPU* is each role's user+system time over the measured interval, in "
-        "%% of one core (summed over its processes; 200 = both cores).\n"
+        "%% of one core (summed over its processes; 200 = both cores): the sum of each "
+        "thread's run time in /proc/PID/task/*/schedstat while the process runs, its "
+        "rusage (`wait4`) once it has exited.\n"
         "- Batch 1024 sends the same count with the same seed through both pipelines, so "
         "*primes seen* must be equal: the same numbers got the same verdicts.\n"
         % (options.repeat, options.repeat * ACK_PAIRS, SOURCE_PIPELINE),
-        report["text"] + "\n",
-    ]
+    ] + sections
     if plots:
         parts.append("## Plots\n\n" + "\n\n".join("![%s](%s)" % (p, p) for p in plots) + "\n")
     else:
@@ -1043,7 +1566,12 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
     parts.append("## Profile of the broker at full load\n\n" + (
         profile_md or "(skipped: `--no-profile`, or neither perf nor valgrind installed)")
         + "\n")
-    parts.append(HAND_BEGIN + "\n" + hand + HAND_END + "\n")
+    parts.append(hand_block(old, None, "## Where the time goes\n\n(Not written yet: read "
+                                       "the profile above.)\n"))
+    parts.append("## The command of every configuration\n\n"
+                 "As the bench ran them (its first run of each), with the programs' default "
+                 "ports on 127.0.0.1 where the bench lets the kernel choose; the bare "
+                 "broker prints the endpoints it bound.\n\n%s\n" % report["commands"])
     parts.append("## Every run\n\n```\n%s\n```\n" % report["runs"])
     with open(path, "w") as out:
         out.write("\n".join(parts))

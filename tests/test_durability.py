@@ -373,9 +373,11 @@ def test_no_journal_gaps_are_reported():
                        stdout=fifo)
         broker.wait_for_log(r"sink subscribed", count=before + 2, timeout=15)
         workers = start_workers(c, ep, 2)
+        # 3 million numbers, 54 MB of publications: far more than the
+        # kernel's socket buffers hold for a sink that reads nothing.
         source = c.start("source", "--connect", ep["source"], *WIDE,
-                         "--count", 300000, "--batch", 100, "--pipeline", 4)
-        assert source.wait(60) == 0, source.log()
+                         "--count", 3000000, "--batch", 1000, "--pipeline", 8)
+        assert source.wait(120) == 0, source.log()
         time.sleep(1)
         # Now read everything: the sink catches up, sees the gaps, fails.
         drained = 0
@@ -387,6 +389,9 @@ def test_no_journal_gaps_are_reported():
             except BlockingIOError:
                 time.sleep(0.05)
         os.close(reader)
+        if sink.alive():
+            sink.stop()
+            raise AssertionError("the --strict sink did not stop by itself:\n" + sink.log())
         code = sink.wait(10)
         for worker in workers:
             worker.stop()
