@@ -35,6 +35,7 @@
 #include "publication.h"
 #include "recent.h"
 #include "request.h"
+#include "zap.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -109,6 +110,7 @@ struct _pz_broker_t {
     zsock_t *results;           //  ROUTER: workers report I + P/C records
     pz_history_shared_t shared; //  what the history thread reads
     zactor_t *history;          //  the history endpoint, in its own thread
+    zactor_t *zap;              //  the ZAP handler, with CURVE; else NULL
     bool shared_ready;          //  shared's lock and snapshot exist
     pz_journal_t *journal;      //  what was accepted and decided, or NULL
     pz_leases_t *leases;        //  dispatches waiting for workers or leased
@@ -275,24 +277,48 @@ pz_broker_new (const pz_broker_config_t *config)
         self->syncer = zactor_new (s_syncer, NULL);
     self->first_seq = self->next_seq;
 
+    //  With CURVE, the ZAP handler is bound before any endpoint, and each
+    //  endpoint gets its own ZAP domain (zap.h).
+    bool curve = pz_sockopts_curve (&config->sockopts);
+    if (curve) {
+        int keys = -1;
+        if (!config->curve_allow)
+            zsys_error ("broker: a CURVE certificate needs an allow directory");
+        else {
+            self->zap = zactor_new (pz_zap_actor, (void *) config->curve_allow);
+            zstr_send (self->zap, "SIZE");
+            zsock_recv (self->zap, "i", &keys);
+        }
+        if (keys < 0) {
+            pz_broker_destroy (&self);
+            return NULL;
+        }
+    }
     //  The request endpoints reply from ROUTERs; publishing keeps a small
     //  linger so the last verdicts reach sinks on a clean exit.
     pz_sockopts_t opts = config->sockopts;
+    opts.zap_domain = curve ? "source" : NULL;
     self->source = pz_sock_open (ZMQ_ROUTER, "source ROUTER", self->binds [0], true, &opts);
+    opts.zap_domain = NULL;
     //  Sinks' and workers' receive queues fill, so no ZMTP heartbeats on
     //  those connections (sock.h): TCP keepalive finds dead ones there.
     pz_sockopts_t queued_opts = opts;
     queued_opts.heartbeat_ivl_ms = 0;
     queued_opts.linger_ms = 500;
     queued_opts.sndhwm = (int) config->publish_hwm;
+    queued_opts.zap_domain = curve ? "publish" : NULL;
     self->publish = self->source ?
         pz_sock_open (ZMQ_XPUB, "publish XPUB", self->binds [1], true, &queued_opts) : NULL;
     queued_opts.linger_ms = 0;
     queued_opts.sndhwm = -1;            //  libzmq's default for the dispatch PUSH
+    queued_opts.zap_domain = curve ? "dispatch" : NULL;
     self->dispatch = self->publish ?
         pz_sock_open (ZMQ_PUSH, "dispatch PUSH", self->binds [2], true, &queued_opts) : NULL;
+    pz_sockopts_t results_opts = opts;
+    results_opts.zap_domain = curve ? "results" : NULL;
     self->results = self->dispatch ?
-        pz_sock_open (ZMQ_ROUTER, "results ROUTER", self->binds [3], true, &opts) : NULL;
+        pz_sock_open (ZMQ_ROUTER, "results ROUTER", self->binds [3], true, &results_opts) : NULL;
+    opts.zap_domain = curve ? "history" : NULL;
     if (self->results) {
         //  A worker whose connection broke comes back under the same name:
         //  the new connection takes it over.
@@ -351,6 +377,7 @@ pz_broker_destroy (pz_broker_t **self_p)
     zsock_destroy (&self->dispatch);
     zsock_destroy (&self->publish);
     zsock_destroy (&self->source);
+    zactor_destroy (&self->zap);
     pz_journal_destroy (&self->journal);
     zhashx_destroy (&self->workers);
     pz_recent_destroy (&self->recent);
@@ -1074,6 +1101,52 @@ s_serve (pz_broker_t *self, zsock_t *router,
     }
 }
 
+//  Unbinds one endpoint and binds it again, dropping every connection it
+//  accepted (libzmq closes the sessions of a listener it unbinds); the
+//  peers reconnect and pass the handshake again. 0, or -1 (logged).
+static int
+s_rebind (pz_broker_t *self, int index, zsock_t *sock)
+{
+    void *handle = zsock_resolve (sock);
+    const char *endpoint = self->endpoints [index];
+    if (zmq_unbind (handle, endpoint) == -1) {
+        zsys_error ("broker: cannot unbind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    //  The old listener closes in libzmq's I/O thread: the port may be
+    //  busy for a moment.
+    for (int attempt = 0; attempt < 200; attempt++) {
+        if (zmq_bind (handle, endpoint) == 0) {
+            zsys_info ("broker: %s endpoint rebound to %s: its peers pass the "
+                       "handshake again", s_names [index], endpoint);
+            return 0;
+        }
+        zclock_sleep (10);
+    }
+    zsys_error ("broker: cannot bind %s again: %s", endpoint, zmq_strerror (zmq_errno ()));
+    return -1;
+}
+
+//  Reads the allow directory again (SIGHUP, RELOAD); cuts off the roles
+//  whose keys were removed. Returns the keys loaded, or -1.
+static int
+s_reload (pz_broker_t *self)
+{
+    if (!self->zap) {
+        zsys_info ("broker: reload asked, but no --curve-cert: nothing to read");
+        return -1;
+    }
+    int keys = -1, removed = 0;
+    zstr_send (self->zap, "RELOAD");
+    if (zsock_recv (self->zap, "ii", &keys, &removed) == -1)
+        return -1;
+    zsock_t *socks [4] = { self->source, self->publish, self->dispatch, self->results };
+    for (int index = 0; index < 4 && keys >= 0; index++)
+        if (pz_zap_domain_roles (s_names [index]) & removed)
+            s_rebind (self, index, socks [index]);
+    return keys;
+}
+
 //  Handles a command on the actor pipe. Returns false on $TERM.
 static bool
 s_handle_pipe (pz_broker_t *self, zsock_t *pipe)
@@ -1089,6 +1162,9 @@ s_handle_pipe (pz_broker_t *self, zsock_t *pipe)
         pz_broker_stats (self, &stats);
         zsock_send (pipe, "b", &stats, sizeof stats);
     }
+    else
+    if (command && streq (command, "RELOAD"))
+        zsock_send (pipe, "i", s_reload (self));
     zstr_free (&command);
     return go_on;
 }
@@ -1113,6 +1189,9 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         zsys_info ("broker: no journal: a crash (kill -9, power loss) loses up to "
                    "%" PRId64 " acknowledged numbers, and sinks get no history; "
                    "--journal DIR keeps them", self->config.max_inflight + PZ_RECORDS_MAX);
+    if (!self->zap)
+        zsys_info ("broker: no --curve-cert: running open: every endpoint takes any "
+                   "peer, in plaintext (proto/PROTOCOL.md, \"Security\")");
 
     //  Subscriptions are only logged, so they are read every
     //  S_SUBSCRIPTIONS_MS rather than polled: one socket fewer in every
@@ -1129,6 +1208,10 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
     while (true) {
         int64_t now_ms = zclock_mono ();
         atomic_store (&self->shared.tick_ms, now_ms);
+        if (self->config.reload && *self->config.reload) {
+            *self->config.reload = 0;
+            s_reload (self);
+        }
         if (zsys_interrupted && !self->draining) {
             self->draining = true;
             self->drain_deadline_ms = now_ms + self->config.drain_ms;

@@ -23,6 +23,7 @@
 #define PZ_BROKER_H_INCLUDED
 
 #include <czmq.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "record.h"
@@ -52,7 +53,13 @@ typedef struct {
     bool stats_json;            //  stats as JSON lines on stdout, not log lines
     int64_t recent_requests;    //  source request ids remembered for retries
     int64_t publish_hwm;        //  messages queued per sink before it loses some; 0: no limit
-    pz_sockopts_t sockopts;     //  heartbeats, handshake, linger
+    pz_sockopts_t sockopts;     //  heartbeats, handshake, linger; with CURVE
+                                //  keys (pz_sockopts_set_curve) every endpoint
+                                //  is a CURVE server, fail closed (zap.h)
+    const char *curve_allow;    //  with CURVE keys: the directory of the public
+                                //  certificates allowed in (required then)
+    volatile sig_atomic_t *reload;  //  if not NULL: set (by a SIGHUP handler)
+                                //  to have the loop read curve_allow again
 } pz_broker_config_t;
 
 typedef struct {
@@ -116,7 +123,14 @@ void
 //  pz_broker_config_t *. Signals 0 once bound, 1 if it cannot serve.
 //  Commands: "ENDPOINTS" (reply: five strings, source publish dispatch
 //  results history), "STATS" (reply: a frame holding a pz_broker_stats_t),
-//  "$TERM".
+//  "RELOAD" (reads the allow directory again, as on SIGHUP; reply "i": keys
+//  loaded, or -1), "$TERM".
+//
+//  On a reload that removed keys, the endpoints of their roles (source,
+//  publish, dispatch, results) are unbound and bound again: every
+//  connection there drops and must pass the handshake again, so a revoked
+//  key is cut off at once. The history endpoint is not rebound: a revoked
+//  sink keeps a history connection it already has until it reconnects.
 void
     pz_broker_actor (zsock_t *pipe, void *args);
 

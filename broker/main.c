@@ -4,12 +4,28 @@
     Parses options into a pz_broker_config_t, reads back its journal, binds,
     serves until SIGINT or SIGTERM, drains, exits 0. Exit 2 for a bad flag,
     1 for an endpoint that cannot be bound or a journal that cannot be used.
-    All the logic is in broker.c.
+    With --curve-cert and --curve-allow every endpoint takes only CURVE
+    peers whose key is allowed for it (zap.h); SIGHUP reads the allow
+    directory again. All the logic is in broker.c.
     =========================================================================
 */
 #include "broker.h"
 #include "cli.h"
 #include "journal.h"
+
+#include <signal.h>
+#include <string.h>
+
+//  Set by SIGHUP, read and cleared by the broker's loop: no work in the
+//  handler itself.
+static volatile sig_atomic_t s_reload = 0;
+
+static void
+s_catch_hup (int signal_number)
+{
+    (void) signal_number;
+    s_reload = 1;
+}
 
 int
 main (int argc, char *argv [])
@@ -23,6 +39,8 @@ main (int argc, char *argv [])
     const char *retain = NULL;
     const char *stats_format = "text";
     int64_t old_max_dispatches = 0;
+    const char *curve_cert = NULL;
+    const char *curve_allow = NULL;
 
     const pz_opt_t options [] = {
         { "source-bind", 0, PZ_OPT_STRING, &config.source_bind, 0, 0, "EP",
@@ -69,6 +87,12 @@ main (int argc, char *argv [])
           "ZMTP heartbeat interval on the REP endpoints (0: off)" },
         { "heartbeat-timeout-ms", 0, PZ_OPT_INT, &heartbeat_timeout_ms, 100, 3600000, "MS",
           "drop a peer silent for this long" },
+        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
+          "the broker's secret certificate (playzmq-keygen): every endpoint "
+          "takes CURVE peers only, fail closed (default: none, running open)" },
+        { "curve-allow", 0, PZ_OPT_STRING, &curve_allow, 0, 0, "DIR",
+          "with --curve-cert: the public certificates (*.cert, with a role) "
+          "allowed in; read again on SIGHUP" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -95,6 +119,28 @@ main (int argc, char *argv [])
     config.sockopts.heartbeat_timeout_ms = (int) heartbeat_timeout_ms;
     config.sockopts.heartbeat_ttl_ms = (int) heartbeat_timeout_ms;
     pz_log_set_verbose (verbose);
+    if (curve_cert && !*curve_cert)
+        curve_cert = NULL;              //  PLAYZMQ_CURVE_CERT= turns it off
+    if (curve_allow && !*curve_allow)
+        curve_allow = NULL;
+    if (curve_cert && !curve_allow)
+        return pz_cli_error ("playzmq-broker", "--curve-cert needs --curve-allow DIR");
+    if (curve_allow && !curve_cert)
+        return pz_cli_error ("playzmq-broker", "--curve-allow needs --curve-cert FILE");
+    if (curve_cert
+    &&  pz_sockopts_set_curve (&config.sockopts, "playzmq-broker", curve_cert, NULL) == -1)
+        return 1;
+    config.curve_allow = curve_allow;
+    if (curve_cert) {
+        //  czmq catches SIGINT and SIGTERM only; SIGHUP would end the broker.
+        //  Without certificates it still does, as it always has.
+        struct sigaction action;
+        memset (&action, 0, sizeof action);
+        action.sa_handler = s_catch_hup;
+        sigemptyset (&action.sa_mask);
+        sigaction (SIGHUP, &action, NULL);
+        config.reload = &s_reload;
+    }
 
     pz_broker_t *broker = pz_broker_new (&config);
     if (!broker)

@@ -31,6 +31,116 @@ pz_sockopts_init (pz_sockopts_t *opts)
     };
 }
 
+//  ZMQ_ZAP_ENFORCE_DOMAIN is DRAFT in libzmq 4.3's zmq.h, and Debian's
+//  header hides it; the option number is stable (libzmq's src/zmq_draft.h).
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#   define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+//  Z85 of 32 zero bytes: what zcert gives for a certificate without a
+//  secret key.
+#define S_Z85_ZERO  "0000000000000000000000000000000000000000"
+
+//  Copies a 40-character Z85 key into a 41-byte field, or fails.
+static bool
+s_key_copy (char *field, const char *text)
+{
+    if (!text || strlen (text) != 40)
+        return false;
+    uint8_t binary [32];
+    if (!zmq_z85_decode (binary, text))
+        return false;
+    memcpy (field, text, 41);
+    return true;
+}
+
+//  Loads our secret certificate and, if given, the server's public one.
+int
+pz_sockopts_set_curve (pz_sockopts_t *opts, const char *program,
+                       const char *cert_file, const char *server_file)
+{
+    assert (opts && program && cert_file);
+    //  zcert_load reads FILE_secret when there is one, else FILE itself, so
+    //  both NAME.cert (next to NAME.cert_secret) and NAME.cert_secret work.
+    zcert_t *cert = zfile_exists (cert_file) ? zcert_load (cert_file) : NULL;
+    if (!cert) {
+        zsys_error ("%s: --curve-cert '%s': cannot read a certificate there", program, cert_file);
+        return -1;
+    }
+    bool good = s_key_copy (opts->curve_public, zcert_public_txt (cert))
+             && s_key_copy (opts->curve_secret, zcert_secret_txt (cert))
+             && !streq (opts->curve_secret, S_Z85_ZERO);
+    zcert_destroy (&cert);
+    if (!good) {
+        zsys_error ("%s: --curve-cert '%s' holds no secret key (give NAME.cert_secret, "
+                    "not the public NAME.cert)", program, cert_file);
+        opts->curve_public [0] = opts->curve_secret [0] = 0;
+        return -1;
+    }
+    if (!server_file)
+        return 0;
+    //  The server's public certificate only: never read a _secret next to it.
+    zconfig_t *root = zfile_exists (server_file) ? zconfig_load (server_file) : NULL;
+    const char *text = root ? zconfig_get (root, "/curve/public-key", NULL) : NULL;
+    good = s_key_copy (opts->curve_server, text);
+    zconfig_destroy (&root);
+    if (!good) {
+        zsys_error ("%s: --curve-server '%s': no certificate with a public key there",
+                    program, server_file);
+        opts->curve_public [0] = opts->curve_secret [0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+//  Returns true if opts make a CURVE socket.
+bool
+pz_sockopts_curve (const pz_sockopts_t *opts)
+{
+    assert (opts);
+    return opts->curve_secret [0] != 0;
+}
+
+//  Applies CURVE and ZAP options, before bind or connect. 0 or -1 (logged).
+static int
+s_apply_curve (zsock_t *sock, const char *role, const pz_sockopts_t *opts)
+{
+    void *handle = zsock_resolve (sock);
+    if (!pz_sockopts_curve (opts)) {
+        //  A plaintext server that has a ZAP domain still asks the handler
+        //  (which refuses NULL when it has keys): fail closed.
+        if (opts->zap_domain)
+            zsock_set_zap_domain (sock, opts->zap_domain);
+        return 0;
+    }
+    zsock_set_curve_secretkey (sock, opts->curve_secret);
+    zsock_set_curve_publickey (sock, opts->curve_public);
+    if (opts->curve_server [0]) {
+        zsock_set_curve_serverkey (sock, opts->curve_server);
+        return 0;
+    }
+    zsock_set_curve_server (sock, 1);
+    if (!opts->zap_domain)
+        return 0;
+    zsock_set_zap_domain (sock, opts->zap_domain);
+    //  Without it libzmq 4.3 lets a CURVE peer in when no ZAP handler
+    //  answers; with it, no handler means no connection.
+    int enforce = 1;
+    if (zmq_setsockopt (handle, ZMQ_ZAP_ENFORCE_DOMAIN, &enforce, sizeof enforce) == -1) {
+        zsys_error ("%s: cannot set ZMQ_ZAP_ENFORCE_DOMAIN: %s", role,
+                    zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    //  Plaintext peers fail the greeting before ZAP is asked: the handler
+    //  learns of them from these events.
+    char monitor [128];
+    snprintf (monitor, sizeof monitor, "%s%s", PZ_SOCK_MONITOR_PREFIX, opts->zap_domain);
+    if (zmq_socket_monitor (handle, monitor, PZ_SOCK_MONITOR_EVENTS) == -1)
+        zsys_warning ("%s: cannot monitor handshakes on %s: %s", role, monitor,
+                      zmq_strerror (zmq_errno ()));
+    return 0;
+}
+
 //  Creates, configures and binds or connects a socket; NULL on failure.
 zsock_t *
 pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
@@ -64,6 +174,10 @@ pz_sock_open (int type, const char *role, const char *endpoint, bool bind,
         zsock_set_rcvhwm (sock, opts->rcvhwm);
     if (opts->routing_id)
         zsock_set_identity (sock, opts->routing_id);
+    if (s_apply_curve (sock, role, opts) == -1) {
+        zsock_destroy (&sock);
+        return NULL;
+    }
 
     //  zmq_bind rather than zsock_bind: for a ':*' port czmq scans upward
     //  from 49152, so processes started one after another reuse each other's
@@ -226,4 +340,24 @@ pz_sock_init_process (const char *ident)
     //  interrupt blocking calls, so every loop can end cleanly.
     zsys_init ();
     zsys_catch_interrupts ();
+}
+
+
+//  Loads a client's --curve-cert and --curve-server flags into opts.
+int
+pz_sockopts_curve_flags (pz_sockopts_t *opts, const char *program,
+                         const char *cert_file, const char *server_file)
+{
+    assert (opts && program);
+    //  PLAYZMQ_CURVE_CERT= (empty) turns CURVE off, as if not given.
+    bool cert = cert_file && *cert_file;
+    bool server = server_file && *server_file;
+    if (cert != server) {
+        fprintf (stderr, "%s: --curve-cert and --curve-server go together "
+                 "(try --help)\n", program);
+        return 2;
+    }
+    if (cert && pz_sockopts_set_curve (opts, program, cert_file, server_file) == -1)
+        return 1;
+    return 0;
 }

@@ -31,7 +31,26 @@ typedef struct {
                                 //  limit, -1 = libzmq's default (1000)
     int rcvhwm;                 //  messages queued per peer on receipt; same values
     const char *routing_id;     //  ZMQ_ROUTING_ID to present, or NULL for none
+    //  CURVE (proto/PROTOCOL.md, "Security"). All empty: plaintext, as
+    //  without certificates. A secret key and no server key make a CURVE
+    //  server (the broker), a secret key and a server key a CURVE client.
+    char curve_public [41];     //  our public key, Z85, or "" for plaintext
+    char curve_secret [41];     //  our secret key, Z85, or ""
+    char curve_server [41];     //  client: the broker's public key, Z85, or ""
+    const char *zap_domain;     //  server: ZAP domain of the endpoint ("dispatch");
+                                //  ZMQ_ZAP_ENFORCE_DOMAIN is set with it, and
+                                //  handshake failures are reported on the
+                                //  monitor PZ_SOCK_MONITOR_PREFIX + zap_domain
 } pz_sockopts_t;
+
+//  Where pz_sock_open publishes the handshake events of a CURVE server
+//  socket (zmq_socket_monitor): accepted connections, failed handshakes,
+//  disconnections. The broker's ZAP handler (broker/zap.h) reads them to
+//  log plaintext peers, which fail before ZAP is asked.
+#define PZ_SOCK_MONITOR_PREFIX  "inproc://playzmq-monitor."
+#define PZ_SOCK_MONITOR_EVENTS  (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED \
+                                 | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL \
+                                 | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 //  Fills opts with the defaults: linger 0, heartbeats every 1000 ms with a
 //  3000 ms timeout and TTL, 5000 ms handshake, libzmq's high-water marks.
@@ -50,6 +69,28 @@ typedef struct {
 //  mark, so heartbeats stay on there.
 void
     pz_sockopts_init (pz_sockopts_t *opts);
+
+//  Loads CURVE keys into opts: cert_file is our own secret certificate
+//  (NAME.cert_secret; NAME.cert is also accepted when NAME.cert_secret is
+//  next to it), server_file, if not NULL, the broker's public certificate
+//  (which makes opts a client's). program names the messages. Returns 0, or
+//  -1 after logging one line naming the file that is missing or malformed.
+int
+    pz_sockopts_set_curve (pz_sockopts_t *opts, const char *program,
+                           const char *cert_file, const char *server_file);
+
+//  The --curve-cert and --curve-server flags of a client program, as the
+//  option table left them (NULL or "" when not given): both or neither.
+//  Loads them into opts when given. Returns 0, 2 after printing a usage
+//  error (only one of the two given), or 1 after logging a file that cannot
+//  be used: the program's exit status when not 0.
+int
+    pz_sockopts_curve_flags (pz_sockopts_t *opts, const char *program,
+                             const char *cert_file, const char *server_file);
+
+//  Returns true if opts make a CURVE socket (server or client).
+bool
+    pz_sockopts_curve (const pz_sockopts_t *opts);
 
 //  Creates a socket of type (ZMQ_REQ, ...), applies opts and PZ_WIRE_MAX as
 //  ZMQ_MAXMSGSIZE, then binds (bind true) or connects to endpoint. role names

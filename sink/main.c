@@ -32,6 +32,8 @@ main (int argc, char *argv [])
     const char *format = "text";
     const char *from = "new";
     int verbose = 0;
+    const char *curve_cert = NULL;
+    const char *curve_server = NULL;
 
     const pz_opt_t options [] = {
         { "broker", 0, PZ_OPT_STRING, &broker, 0, 0, "HOST",
@@ -58,6 +60,11 @@ main (int argc, char *argv [])
         { "hwm", 0, PZ_OPT_INT, &config.hwm, 0, 10000000, "N",
           "messages queued here before the broker drops some for this sink "
           "(0: no limit; this sink's memory grows instead)" },
+        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
+          "this sink's secret certificate (playzmq-keygen NAME --role sink): "
+          "talk CURVE to a broker that has one (default: plaintext)" },
+        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
+          "with --curve-cert: the broker's public certificate" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -80,6 +87,10 @@ main (int argc, char *argv [])
     if (config.resume && !*config.resume)
         return pz_cli_error ("playzmq-sink", "--resume: the file name is empty");
     pz_log_set_verbose (verbose);
+    int curve = pz_sockopts_curve_flags (&config.sockopts, "playzmq-sink",
+                                         curve_cert, curve_server);
+    if (curve != 0)
+        return curve;
     bool broker_given = broker != broker_default;
     bool connect_given = config.connect != NULL;
     char *endpoint = config.connect ? strdup (config.connect)

@@ -23,6 +23,8 @@ main (int argc, char *argv [])
     const char *broker = "localhost";
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int verbose = 0;
+    const char *curve_cert = NULL;
+    const char *curve_server = NULL;
 
     const pz_opt_t options [] = {
         { "broker", 0, PZ_OPT_STRING, &broker, 0, 0, "HOST",
@@ -56,6 +58,11 @@ main (int argc, char *argv [])
           "write every acknowledged number to FILE, one per line" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
           "ZMTP heartbeat interval (0: off)" },
+        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
+          "this source's secret certificate (playzmq-keygen NAME --role source): "
+          "talk CURVE to a broker that has one (default: plaintext)" },
+        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
+          "with --curve-cert: the broker's public certificate" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -69,6 +76,10 @@ main (int argc, char *argv [])
         return pz_cli_error ("playzmq-source", "--min %" PRId64 " is above --max %" PRId64,
                              config.min, config.max);
     pz_log_set_verbose (verbose);
+    int curve = pz_sockopts_curve_flags (&config.sockopts, "playzmq-source",
+                                         curve_cert, curve_server);
+    if (curve != 0)
+        return curve;
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
     config.sockopts.heartbeat_ttl_ms = (int) (3 * heartbeat_ms);

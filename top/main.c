@@ -23,6 +23,8 @@ main (int argc, char *argv [])
     signal (SIGPIPE, SIG_IGN);
     const char *broker = "localhost";
     const char *history = NULL;
+    const char *curve_cert = NULL;
+    const char *curve_server = NULL;
     int64_t interval_ms = 1000;
     int64_t timeout_ms = 2000;
     bool once = false;
@@ -43,6 +45,11 @@ main (int argc, char *argv [])
           "1 if not within --timeout (a health check)" },
         { "json", 0, PZ_OPT_FLAG, &json, 0, 0, NULL,
           "with --once: print the broker's JSON object (docs/STATS.md) instead" },
+        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
+          "a sink's secret certificate (playzmq-keygen NAME --role sink), to "
+          "ask a broker that has certificates (default: plaintext)" },
+        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
+          "with --curve-cert: the broker's public certificate" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -58,11 +65,18 @@ main (int argc, char *argv [])
     if (history && !*history)
         return pz_cli_error ("playzmq-top", "--history: the endpoint is empty");
     pz_log_set_verbose (verbose);
+    pz_sockopts_t sockopts;
+    pz_sockopts_init (&sockopts);
+    int curve = pz_sockopts_curve_flags (&sockopts, "playzmq-top", curve_cert, curve_server);
+    if (curve != 0)
+        return curve;
     char *endpoint = history ? strdup (history)
                              : pz_endpoint_for_host (broker, PZ_PORT_HISTORY);
 
     int status = 1;
     pz_top_t *top = pz_top_new (endpoint);
+    if (top && curve_cert && *curve_cert && pz_top_set_sockopts (top, &sockopts) != 0)
+        pz_top_destroy (&top);
     if (top) {
         status = once ? pz_top_once (top, STDOUT_FILENO, json, timeout_ms)
                       : pz_top_run (top, STDOUT_FILENO, interval_ms, timeout_ms);

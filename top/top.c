@@ -605,6 +605,18 @@ pz_top_new (const char *endpoint)
     return self;
 }
 
+//  Opens the REQ socket again with other options.
+int
+pz_top_set_sockopts (pz_top_t *self, const pz_sockopts_t *opts)
+{
+    assert (self && opts);
+    self->sockopts = *opts;
+    zsock_destroy (&self->req);
+    self->req = pz_sock_open (ZMQ_REQ, "history REQ", self->endpoint, false,
+                              &self->sockopts);
+    return self->req ? 0 : -1;
+}
+
 //  Destroys the view. NULL-safe.
 void
 pz_top_destroy (pz_top_t **self_p)

@@ -132,6 +132,12 @@ int
 pz_top_t *
     pz_top_new (const char *endpoint);
 
+//  Opens the REQ socket again with opts (e.g. CURVE keys from
+//  pz_sockopts_curve_flags, to ask a broker that has certificates, with a
+//  sink's key). Returns 0, or -1 after logging.
+int
+    pz_top_set_sockopts (pz_top_t *self, const pz_sockopts_t *opts);
+
 //  Destroys the view and its socket. NULL-safe; nulls *self_p.
 void
     pz_top_destroy (pz_top_t **self_p);

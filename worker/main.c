@@ -28,6 +28,8 @@ main (int argc, char *argv [])
     int64_t threads = cores > 0 ? cores : 1;
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int verbose = 0;
+    const char *curve_cert = NULL;
+    const char *curve_server = NULL;
     const char *name = NULL;
 
     const pz_opt_t options [] = {
@@ -55,6 +57,11 @@ main (int argc, char *argv [])
           "--retries says (0: don't)" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
           "ZMTP heartbeat interval on the results connection (0: off)" },
+        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
+          "this worker's secret certificate (playzmq-keygen NAME --role worker): "
+          "talk CURVE to a broker that has one (default: plaintext)" },
+        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
+          "with --curve-cert: the broker's public certificate" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -65,6 +72,10 @@ main (int argc, char *argv [])
     if (parsed != PZ_CLI_RUN)
         return parsed == PZ_CLI_DONE ? 0 : 2;
     pz_log_set_verbose (verbose);
+    int curve = pz_sockopts_curve_flags (&config.sockopts, "playzmq-worker",
+                                         curve_cert, curve_server);
+    if (curve != 0)
+        return curve;
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) (3 * heartbeat_ms);
     config.sockopts.heartbeat_ttl_ms = (int) (3 * heartbeat_ms);
