@@ -6,7 +6,7 @@
 # Stage 1 builds exactly as CI does: the same package list through the same
 # script (tools/deps.sh tools/packages-build.txt), the same meson commands
 # (tools/build.sh). Whatever breaks this build breaks CI first.
-# Stage 2 holds only the runtime libraries and the five executables, and runs
+# Stage 2 holds only the runtime libraries and the six executables, and runs
 # them as an unprivileged user: it adds about 16 MB to debian:bookworm-slim
 # (tests/test_deploy.py prints the figure and fails above 25 MB).
 
@@ -32,14 +32,14 @@ RUN apt-get update \
  && install -d -o playzmq -g playzmq -m 700 /var/lib/playzmq
 COPY --from=build /src/build/broker/playzmq-broker /src/build/worker/playzmq-worker \
      /src/build/source/playzmq-source /src/build/sink/playzmq-sink \
-     /src/build/top/playzmq-top /usr/local/bin/
+     /src/build/top/playzmq-top /src/build/keygen/playzmq-keygen /usr/local/bin/
 
 # OCI annotations. The version is meson.build's (tests/test_deploy.py checks
 # that they agree); pass the repository's address with --build-arg SOURCE_URL.
 ARG VERSION=1.0.0
 ARG SOURCE_URL=https://example.invalid/playzmq
 LABEL org.opencontainers.image.title="PlayØMQ" \
-      org.opencontainers.image.description="Distributed prime checker on ZeroMQ: broker, worker, source, sink, top" \
+      org.opencontainers.image.description="Distributed prime checker on ZeroMQ: broker, worker, source, sink, top, keygen" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
       org.opencontainers.image.licenses="MPL-2.0"
