@@ -38,6 +38,17 @@ typedef struct {
 
 #define PZ_OPT_END  { NULL, 0, PZ_OPT_FLAG, NULL, 0, 0, NULL, NULL }
 
+//  The two options of a program that talks CURVE to the broker: its own
+//  secret certificate (made with playzmq-keygen NAME --role ROLE) and the
+//  broker's public one; both or neither (pz_sockopts_curve_flags checks).
+//  cert and server are const char ** targets; role a string literal.
+#define PZ_OPT_CURVE_CLIENT(cert, server, role) \
+    { "curve-cert", 0, PZ_OPT_STRING, cert, 0, 0, "FILE", \
+      "this program's secret certificate (playzmq-keygen NAME --role " role \
+      "): talk CURVE to a broker that has one (default: plaintext)" }, \
+    { "curve-server", 0, PZ_OPT_STRING, server, 0, 0, "FILE", \
+      "with --curve-cert: the broker's public certificate" }
+
 typedef enum {
     PZ_CLI_RUN = 0,         //  options parsed: run the program
     PZ_CLI_DONE = 1,        //  --help or --version printed: exit 0

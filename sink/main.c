@@ -60,11 +60,7 @@ main (int argc, char *argv [])
         { "hwm", 0, PZ_OPT_INT, &config.hwm, 0, 10000000, "N",
           "messages queued here before the broker drops some for this sink "
           "(0: no limit; this sink's memory grows instead)" },
-        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
-          "this sink's secret certificate (playzmq-keygen NAME --role sink): "
-          "talk CURVE to a broker that has one (default: plaintext)" },
-        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
-          "with --curve-cert: the broker's public certificate" },
+        PZ_OPT_CURVE_CLIENT (&curve_cert, &curve_server, "sink"),
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END

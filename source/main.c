@@ -58,11 +58,7 @@ main (int argc, char *argv [])
           "write every acknowledged number to FILE, one per line" },
         { "heartbeat-ms", 0, PZ_OPT_INT, &heartbeat_ms, 0, 3600000, "MS",
           "ZMTP heartbeat interval (0: off)" },
-        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
-          "this source's secret certificate (playzmq-keygen NAME --role source): "
-          "talk CURVE to a broker that has one (default: plaintext)" },
-        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
-          "with --curve-cert: the broker's public certificate" },
+        PZ_OPT_CURVE_CLIENT (&curve_cert, &curve_server, "source"),
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END

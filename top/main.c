@@ -45,11 +45,7 @@ main (int argc, char *argv [])
           "1 if not within --timeout (a health check)" },
         { "json", 0, PZ_OPT_FLAG, &json, 0, 0, NULL,
           "with --once: print the broker's JSON object (docs/STATS.md) instead" },
-        { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
-          "a sink's secret certificate (playzmq-keygen NAME --role sink), to "
-          "ask a broker that has certificates (default: plaintext)" },
-        { "curve-server", 0, PZ_OPT_STRING, &curve_server, 0, 0, "FILE",
-          "with --curve-cert: the broker's public certificate" },
+        PZ_OPT_CURVE_CLIENT (&curve_cert, &curve_server, "sink"),
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
