@@ -9,18 +9,24 @@
 
     Each turn of the loop:
       1. expires leases and pushes what is ready (leases.c);
-      2. reads a burst of source requests and of worker reports into a
-         batch; each accepted request and each first valid report gets its
-         publications built, with sequence numbers, and appended to the
+      2. reads a burst of source requests and of worker reports into the
+         open batch; each accepted request and each first valid report gets
+         its publications built, with sequence numbers, and appended to the
          journal; anything refused is answered at once;
-      3. commits the journal: one write and one sync for the whole batch;
-      4. then, and only then, acknowledges, publishes, hands the accepted
-         numbers to the leases and completes the reported dispatches. If the
-         commit failed (a full disk), every item of the batch is refused with
-         E 9 instead, the sequence numbers are taken back, and the sources
-         and workers send them again later.
-    Without a journal step 3 does nothing and the order is the same, so the
-    two modes differ by one sync per turn.
+      3. ends the batch: without a journal it is settled at once (step 4).
+         With one it is written (one write) and handed to the syncer thread,
+         which fdatasyncs off the loop; while a sync runs, the next turns
+         keep adding to the next batch, which goes out when that sync is
+         done (group commit: one sync covers many sources). Workers are
+         acknowledged once their verdicts are written: a verdict lost in a
+         crash before the sync only means its numbers are leased again;
+      4. once a batch's sync is done, and only then, it acknowledges the
+         sources, publishes, hands the accepted numbers to the leases and
+         completes the reported dispatches. If the write failed (a full
+         disk), every item of the batch is refused with E 9 instead, its
+         sequence numbers are taken back, and the sources and workers send
+         them again later; if a sync fails, the broker stops (what is on
+         disk is then unknown: a restart reads back what is there).
 
     The source and results endpoints are ROUTERs that answer as REP sockets
     would (request.h): a REP socket cannot read a second request before it

@@ -13,10 +13,13 @@
     broker stops reading sources (they wait for their ack) but keeps serving
     reports. The loop never blocks on a send.
 
-    With a journal (journal.h) nothing is acknowledged or published before
-    it is durable: the loop reads a burst of requests and reports, appends
-    them, syncs once, and only then replies and publishes. A restarted
-    broker reads the journal back and dispatches again what has no verdict.
+    With a journal (journal.h) no source is acknowledged and nothing is
+    published before it is durable: the loop reads bursts of requests and
+    reports, writes them as one block, a thread of its own syncs it, and
+    only then does the loop reply and publish (workers' reports are answered
+    once written: a verdict lost before its sync is computed again). A
+    restarted broker reads the journal back and dispatches again what has no
+    verdict.
     =========================================================================
 */
 #ifndef PZ_BROKER_H_INCLUDED
