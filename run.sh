@@ -18,7 +18,8 @@ case "${1:-}" in
     trap cleanup EXIT INT TERM
     build/broker/playzmq-broker --source-bind tcp://127.0.0.1:5555 \
       --publish-bind tcp://127.0.0.1:5556 --dispatch-bind tcp://127.0.0.1:5557 \
-      --results-bind tcp://127.0.0.1:5558 --stats 0 & pids+=($!)
+      --results-bind tcp://127.0.0.1:5558 --history-bind tcp://127.0.0.1:5559 \
+      --stats 0 & pids+=($!)
     build/worker/playzmq-worker --broker 127.0.0.1 --threads 1 & pids+=($!)
     build/worker/playzmq-worker --broker 127.0.0.1 --threads 1 & pids+=($!)
     build/sink/playzmq-sink --broker 127.0.0.1 --tags P & pids+=($!)

@@ -1188,6 +1188,10 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
     self->reported_ms [S_FOR_LOG] = self->reported_ms [S_FOR_SNAPSHOT] = self->started_ms;
     self->next_stats_ms = self->config.stats_s > 0 ?
         self->started_ms + self->config.stats_s * 1000 : INT64_MAX;
+    //  Stats to answer with from the start, before the loop's first turn:
+    //  whoever saw the lines below may ask at once.
+    s_snapshot_stats (self, self->started_ms);
+    self->next_snapshot_ms = self->started_ms + PZ_HISTORY_SNAPSHOT_MS;
     for (int index = 0; index < S_ENDPOINTS; index++)
         zsys_info ("broker: %s endpoint bound to %s", s_names [index],
                    self->endpoints [index]);
