@@ -1058,7 +1058,7 @@ def main():
             # No workers: nothing is ever reported, so the window must hold
             # every number of the run or the broker stops reading (as it should).
             add("ours-b1-acks", bench.ours(1, 0, 1, bench.count(COUNT_REQREP), 1, sink=False,
-                                           broker_args=("--max-dispatches", 10**8,
+                                           broker_args=("--max-messages", 10**8,
                                                         "--max-inflight", 10**8)))
             # (3) batch 1, several sources.
             for sources in source_counts[1:]:
