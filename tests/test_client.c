@@ -146,7 +146,9 @@ Test (client, an_overdue_reply_brings_the_same_request_on_a_new_connection, .tim
 {
     char *endpoint;
     zsock_t *router = s_bind (ZMQ_ROUTER, &endpoint);
-    pz_client_t *client = s_client (endpoint, 2, 200, 1);
+    //  A timeout long enough that the first check below comes before it
+    //  even under valgrind, which slows everything tenfold.
+    pz_client_t *client = s_client (endpoint, 2, 1000, 1);
     s_send (client, 0, PZ_TAG_NUMBER, 7);
     s_request_t first = s_router_recv (router);
     cr_assert_eq (first.value, 7);
@@ -155,7 +157,7 @@ Test (client, an_overdue_reply_brings_the_same_request_on_a_new_connection, .tim
 
     //  No reply: past the timeout the request goes again, on a new
     //  connection (another identity at the ROUTER) and under a new tag.
-    zclock_sleep (250);
+    zclock_sleep (1100);
     cr_assert_eq (pz_client_expire (client, zclock_mono ()), 0);
     cr_assert_eq (pz_client_resends (client), 1);
     s_request_t second = s_router_recv (router);
@@ -171,9 +173,9 @@ Test (client, an_overdue_reply_brings_the_same_request_on_a_new_connection, .tim
 
     //  A request never answered is given up after 1 + retries sends.
     s_send (client, 1, PZ_TAG_NUMBER, 8);
-    zclock_sleep (250);
+    zclock_sleep (1100);
     cr_assert_eq (pz_client_expire (client, zclock_mono ()), 0);
-    zclock_sleep (250);
+    zclock_sleep (1100);
     cr_assert_eq (pz_client_expire (client, zclock_mono ()), -1);
 
     s_request_free (&first);
