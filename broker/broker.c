@@ -155,13 +155,6 @@ static const char *s_names [S_ENDPOINTS] = {
     "source", "publish", "dispatch", "results", "history"
 };
 
-//  Index of a published tag in tag_seq and the history's shared state.
-static int
-s_tag_index (char tag)
-{
-    return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1 : 2;
-}
-
 
 //  --------------------------------------------------------------------------
 //  Fills config with the defaults.
@@ -423,7 +416,7 @@ s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
     uint8_t *data = (uint8_t *) zmq_msg_data (message);
     memcpy (data, records, size);
     pz_publication_trailer (data + size, self->next_seq++,
-                            ++self->tag_seq [s_tag_index (tag)]);
+                            ++self->tag_seq [pz_publication_tag_index (tag)]);
 }
 
 //  Returns the batch being filled: the one after those waiting for sync.

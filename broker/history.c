@@ -26,15 +26,6 @@ typedef struct {
     uint8_t *reply;                 //  S_REPLY_MAX + status, reused
 } s_history_t;
 
-static const char s_tags [] = "NPC";    //  index of shared->tag_seq
-
-//  Returns the index of tag in s_tags, or -1.
-static int
-s_tag_index (char tag)
-{
-    const char *found = tag ? strchr (s_tags, tag) : NULL;
-    return found ? (int) (found - s_tags) : -1;
-}
 
 //  Checks a request body: H from, H until, then 1-3 distinct tags of N, P,
 //  C with value 0. Returns PZ_OK and fills the outputs, or an error code.
@@ -58,7 +49,7 @@ s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
     for (size_t index = 2; index < records; index++) {
         const uint8_t *record = data + index * PZ_RECORD_SIZE;
         char tag = pz_record_tag (record);
-        if (s_tag_index (tag) < 0 || pz_record_value (record) != 0
+        if (pz_publication_tag_index (tag) < 0 || pz_record_value (record) != 0
         ||  memchr (tags, tag, (size_t) *tag_count))
             return PZ_ERR_BAD_HISTORY;
         tags [(*tag_count)++] = tag;
@@ -114,7 +105,7 @@ s_answer (s_history_t *self, pz_request_t *request)
     //  is at least as new as the tag seqs we report, never older.
     int64_t last [3];
     for (int index = 0; index < tag_count; index++)
-        last [index] = atomic_load (&shared->tag_seq [s_tag_index (tags [index])]);
+        last [index] = atomic_load (&shared->tag_seq [pz_publication_tag_index (tags [index])]);
     int64_t durable = atomic_load (&shared->durable_seq);
     size_t used = 0;
     int64_t next, oldest;

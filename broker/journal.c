@@ -28,6 +28,7 @@
     =========================================================================
 */
 #include "journal.h"
+#include "publication.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -57,7 +58,7 @@
 #define S_LOCK_NAME         "lock"
 #define S_READ_CHUNK        (256 * 1024)    //  bytes the reader reads at a time
 #define S_ENTRY_MAX         (PZ_RECORD_SIZE * PZ_JOURNAL_ENTRY_RECORDS_MAX)
-#define S_TAGS              3           //  N, P, C: tag_seqs index by s_tag_index
+#define S_TAGS              3           //  N, P, C: tag_seqs index by pz_publication_tag_index
 
 #ifndef PZ_TAG_SEQ
 #   define PZ_TAG_SEQ       'S'
@@ -337,13 +338,6 @@ s_segment_header_encode (uint8_t *dest, int64_t first_seq, const int64_t *tag_se
     s_put32 (dest + 52, pz_journal_crc32c (0, dest, 52));
 }
 
-//  Returns the index of tag in tag_seqs (N 0, P 1, C 2), or -1.
-static int
-s_tag_index (char tag)
-{
-    return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1 : tag == PZ_TAG_COMPOSITE ? 2 : -1;
-}
-
 //  Parses one entry of size bytes. Returns NULL, or what is wrong with it.
 //  Checks the shape only: order of I, K, data records, S, T; counts; tags.
 
@@ -373,7 +367,7 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
     entry->publication = data + index * PZ_RECORD_SIZE;
     entry->publication_size = size - index * PZ_RECORD_SIZE;
     entry->tag = pz_record_tag (entry->publication);
-    if (s_tag_index (entry->tag) < 0)
+    if (pz_publication_tag_index (entry->tag) < 0)
         return "publication tag is not N, P or C";
     size_t start = index;
     while (index < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == entry->tag)
@@ -589,7 +583,7 @@ s_segment_find (pz_journal_t *self, int64_t seq)
 static const char *
 s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
 {
-    int tag = s_tag_index (entry->tag);
+    int tag = pz_publication_tag_index (entry->tag);
     if (entry->seq < self->next_seq) {
         snprintf (why, why_size, "seq %" PRId64 " not above the previous %" PRId64,
                   entry->seq, self->next_seq - 1);
@@ -1232,7 +1226,7 @@ int64_t
 pz_journal_tag_seq (pz_journal_t *self, char tag)
 {
     assert (self);
-    int index = s_tag_index (tag);
+    int index = pz_publication_tag_index (tag);
     assert (index >= 0);
     return self->tag_seqs [index];
 }
@@ -1305,7 +1299,7 @@ s_publication_check (pz_journal_t *self, const uint8_t *publication, size_t size
     assert (pz_record_tag (trailer + PZ_RECORD_SIZE) == PZ_TAG_TAG_SEQ);
     int64_t seq = pz_record_value (trailer);
     int64_t tag_seq = pz_record_value (trailer + PZ_RECORD_SIZE);
-    int index = s_tag_index (tag);
+    int index = pz_publication_tag_index (tag);
     assert (seq >= self->staged_next_seq && tag_seq > self->staged_tag_seqs [index]);
     self->staged_next_seq = seq + 1;
     self->staged_tag_seqs [index] = tag_seq;

@@ -24,6 +24,16 @@
 //  The tags a publication's data records may have.
 #define PZ_TAGS_PUBLISHED       "NPC"
 
+//  Returns the index of a published tag in PZ_TAGS_PUBLISHED (N 0, P 1,
+//  C 2), or -1 for any other byte: for what is kept per tag (tag-seqs,
+//  counters).
+static inline int
+pz_publication_tag_index (char tag)
+{
+    return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1
+         : tag == PZ_TAG_COMPOSITE ? 2 : -1;
+}
+
 //  A publication, as read by pz_publication_parse. data points into the
 //  message it was parsed from.
 typedef struct {

@@ -115,13 +115,6 @@ static const char s_pairs [] =
     "37383940414243444546474849505152535455565758596061626364656667686970717273"
     "74757677787980818283848586878889909192939495969798999";
 
-//  Returns the slot of a tag (0 N, 1 P, 2 C), or -1.
-static inline int
-s_slot (char tag)
-{
-    return tag == 'N' ? 0 : tag == 'P' ? 1 : tag == 'C' ? 2 : -1;
-}
-
 //  Fills config with the defaults.
 void
 pz_sink_config_init (pz_sink_config_t *config)
@@ -213,7 +206,7 @@ pz_sink_new (const pz_sink_config_t *config, int out_fd)
     for (const char *tag = self->tags; *tag; tag++) {
         char prefix [2] = { *tag, '\0' };
         zsock_set_subscribe (self->sub, prefix);
-        self->wanted [s_slot (*tag)] = true;
+        self->wanted [pz_publication_tag_index (*tag)] = true;
     }
     if (self->history_endpoint) {
         //  Opened now so that a bad endpoint is an error at start.
@@ -457,7 +450,7 @@ s_format (pz_sink_t *self, char tag, const uint8_t *records, size_t first, size_
 static void
 s_print (pz_sink_t *self, const pz_publication_t *publication)
 {
-    int slot = s_slot (publication->tag);
+    int slot = pz_publication_tag_index (publication->tag);
     s_track_t *track = &self->track [slot];
     size_t first = 0;
     if (track->skip > 0 && track->baseline && publication->tag_seq == track->tag_seq + 1)
@@ -549,7 +542,7 @@ s_load_position (pz_sink_t *self)
         &&  streq (words [2], "seq") && streq (words [4], "tag-seq")
         &&  streq (words [6], "partial") && s_parse_number (words [3], &numbers [0])
         &&  s_parse_number (words [5], &numbers [1]) && s_parse_number (words [7], &numbers [2])) {
-            int slot = s_slot (words [1][0]);
+            int slot = pz_publication_tag_index (words [1][0]);
             int64_t seq = (int64_t) numbers [0], tag_seq = (int64_t) numbers [1];
             int64_t partial = (int64_t) numbers [2];
             if (slot < 0)
@@ -779,7 +772,7 @@ s_history_call (pz_sink_t *self, const char *tags, int64_t from, int64_t until,
 static void
 s_accept_history (pz_sink_t *self, const pz_publication_t *publication)
 {
-    int slot = s_slot (publication->tag);
+    int slot = pz_publication_tag_index (publication->tag);
     s_track_t *track = &self->track [slot];
     if (!track->started)
         return;                             //  not asked for
@@ -872,7 +865,7 @@ s_fill (pz_sink_t *self, const char *tags, int64_t from, int64_t until)
         self->history_next = next;
         self->history_oldest = pz_record_value (status + PZ_RECORD_SIZE);
         for (size_t index = 0; index < tag_count; index++) {
-            int slot = s_slot (tags [index]);
+            int slot = pz_publication_tag_index (tags [index]);
             self->history_last [slot] = pz_record_value (status + (2 + index) * PZ_RECORD_SIZE);
             if (first)
                 target [slot] = self->history_last [slot];
@@ -885,7 +878,7 @@ s_fill (pz_sink_t *self, const char *tags, int64_t from, int64_t until)
             //  Up to the newest as of the first reply, not chasing it.
             bool caught_up = true;
             for (size_t index = 0; index < tag_count; index++) {
-                int slot = s_slot (tags [index]);
+                int slot = pz_publication_tag_index (tags [index]);
                 s_track_t *track = &self->track [slot];
                 if (target [slot] > 0
                 &&  !(track->baseline && track->tag_seq >= target [slot]))
@@ -998,7 +991,7 @@ s_on_live (pz_sink_t *self, const uint8_t *data, size_t size)
 {
     pz_publication_t publication;
     pz_error_t error = pz_publication_parse (data, size, &publication);
-    int slot = error == PZ_OK ? s_slot (publication.tag) : -1;
+    int slot = error == PZ_OK ? pz_publication_tag_index (publication.tag) : -1;
     if (error != PZ_OK || !self->wanted [slot]) {
         self->stats.malformed++;
         zsys_warning ("sink: dropped a message of %zu bytes: %s", size,
