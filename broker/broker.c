@@ -897,6 +897,54 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
 //  Log lines and the history endpoint's snapshots keep one each.
 typedef enum { S_FOR_LOG, S_FOR_SNAPSHOT } s_audience_t;
 
+//  Returns count per second over since_ms (0 if no time has passed).
+static double
+s_rate (uint64_t count, int64_t since_ms)
+{
+    return since_ms > 0 ? 1000.0 * (double) count / (double) since_ms : 0;
+}
+
+//  Returns the time the audience's rates are measured over: since its last
+//  report, or since the start for the final one.
+static int64_t
+s_since_ms (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audience)
+{
+    return now_ms - (final ? self->started_ms : self->reported_ms [audience]);
+}
+
+//  Returns the verdicts published per second over since_ms, and moves the
+//  audience's baseline to now. stats holds the current counters.
+static double
+s_results_rate (pz_broker_t *self, const pz_broker_stats_t *stats, int64_t now_ms,
+                bool final, s_audience_t audience, int64_t since_ms)
+{
+    uint64_t results = stats->results - (final ? 0 : self->results_reported [audience]);
+    self->results_reported [audience] = stats->results;
+    self->reported_ms [audience] = now_ms;
+    return s_rate (results, since_ms);
+}
+
+//  Returns a worker's numbers per second over since_ms, and moves its
+//  baseline for the audience.
+static double
+s_worker_rate (s_worker_t *worker, bool final, s_audience_t audience, int64_t since_ms)
+{
+    uint64_t numbers = worker->numbers - (final ? 0 : worker->numbers_reported [audience]);
+    worker->numbers_reported [audience] = worker->numbers;
+    return s_rate (numbers, since_ms);
+}
+
+//  Returns the workers' names, sorted, for a stable order. Caller owns
+//  return value (zlistx_destroy).
+static zlistx_t *
+s_worker_names (pz_broker_t *self)
+{
+    zlistx_t *names = zhashx_keys (self->workers);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    zlistx_sort (names);
+    return names;
+}
+
 //  Returns the stats as one JSON object (docs/STATS.md), rates measured
 //  since the audience's previous report (since the start if final), and
 //  moves that audience's baseline. Caller owns return value.
@@ -909,11 +957,8 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
     size_t json_size = 0;
     FILE *out = open_memstream (&json, &json_size);
     assert (out);
-    int64_t since_ms = final ? now_ms - self->started_ms
-                             : now_ms - self->reported_ms [audience];
-    uint64_t results = final ? stats.results
-                             : stats.results - self->results_reported [audience];
-    double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
+    int64_t since_ms = s_since_ms (self, now_ms, final, audience);
+    double rate = s_results_rate (self, &stats, now_ms, final, audience, since_ms);
     fprintf (out, "{\"type\":\"stats\",\"final\":%s,\"uptime_ms\":%" PRId64
              ",\"accepted\":%" PRIu64 ",\"requests\":%" PRIu64
              ",\"retries\":%" PRIu64 ",\"dispatched\":%" PRIu64
@@ -937,31 +982,23 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
             comma = ",";
         }
     fprintf (out, "},\"rate\":%.0f,\"workers\":[", rate);
-    //  Workers sorted by name, for a stable order.
-    zlistx_t *names = zhashx_keys (self->workers);
-    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
-    zlistx_sort (names);
+    zlistx_t *names = s_worker_names (self);
     comma = "";
     for (const char *name = (const char *) zlistx_first (names); name;
          name = (const char *) zlistx_next (names)) {
         s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
-        uint64_t numbers = final ? worker->numbers
-                                 : worker->numbers - worker->numbers_reported [audience];
-        double worker_rate = since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0;
+        double worker_rate = s_worker_rate (worker, final, audience, since_ms);
         fprintf (out, "%s{\"name\":\"%s\",\"numbers\":%" PRIu64 ",\"reports\":%" PRIu64
                  ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64
                  ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 "}",
                  comma, worker->name, worker->numbers, worker->reports,
                  worker->duplicates, worker->rejected, worker_rate,
                  now_ms - worker->last_seen_ms);
-        worker->numbers_reported [audience] = worker->numbers;
         comma = ",";
     }
     zlistx_destroy (&names);
     fprintf (out, "]}");
     fclose (out);
-    self->results_reported [audience] = stats.results;
-    self->reported_ms [audience] = now_ms;
     return json;
 }
 
@@ -1003,11 +1040,8 @@ s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
                 used += (size_t) snprintf (errors + used, sizeof errors - used,
                                            " E%d:%" PRIu64, code, stats.errors [code]);
             }
-        int64_t since_ms = final ? now_ms - self->started_ms
-                                 : now_ms - self->reported_ms [S_FOR_LOG];
-        uint64_t results = final ? stats.results
-                                 : stats.results - self->results_reported [S_FOR_LOG];
-        double rate = since_ms > 0 ? 1000.0 * (double) results / (double) since_ms : 0;
+        int64_t since_ms = s_since_ms (self, now_ms, final, S_FOR_LOG);
+        double rate = s_results_rate (self, &stats, now_ms, final, S_FOR_LOG, since_ms);
         zsys_info ("broker: %saccepted %" PRIu64 " dispatched %" PRIu64
                    " redispatched %" PRIu64 " results %" PRIu64 " duplicates %" PRIu64
                    " inflight %" PRIu64 " retries %" PRIu64 " errors %" PRIu64 "%s%s%s"
@@ -1019,26 +1053,19 @@ s_log_stats (pz_broker_t *self, int64_t now_ms, bool final)
                    used ? " [" : "", errors + (used ? 1 : 0), used ? "]" : "",
                    stats.requests, stats.dispatches, stats.recovered,
                    self->next_seq - 1, zhashx_size (self->workers), rate);
-        zlistx_t *names = zhashx_keys (self->workers);
-        zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
-        zlistx_sort (names);
+        zlistx_t *names = s_worker_names (self);
         for (const char *name = (const char *) zlistx_first (names); name;
              name = (const char *) zlistx_next (names)) {
             s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, name);
-            uint64_t numbers = final ? worker->numbers
-                                     : worker->numbers - worker->numbers_reported [S_FOR_LOG];
             zsys_info ("broker: %sworker %s: numbers %" PRIu64 " reports %" PRIu64
                        " duplicates %" PRIu64 " rejected %" PRIu64 " %.0f numbers/s,"
                        " last seen %" PRId64 " ms ago", final ? "final: " : "",
                        worker->name, worker->numbers, worker->reports,
                        worker->duplicates, worker->rejected,
-                       since_ms > 0 ? 1000.0 * (double) numbers / (double) since_ms : 0,
+                       s_worker_rate (worker, final, S_FOR_LOG, since_ms),
                        now_ms - worker->last_seen_ms);
-            worker->numbers_reported [S_FOR_LOG] = worker->numbers;
         }
         zlistx_destroy (&names);
-        self->results_reported [S_FOR_LOG] = stats.results;
-        self->reported_ms [S_FOR_LOG] = now_ms;
     }
     if (final && self->stats.inflight > 0) {
         if (self->journal)
