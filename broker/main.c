@@ -44,13 +44,13 @@ main (int argc, char *argv [])
 
     const pz_opt_t options [] = {
         { "source-bind", 0, PZ_OPT_STRING, &config.source_bind, 0, 0, "EP",
-          "REP endpoint where sources hand in numbers" },
+          "endpoint where sources hand in numbers (a ROUTER answering as REP)" },
         { "publish-bind", 0, PZ_OPT_STRING, &config.publish_bind, 0, 0, "EP",
-          "PUB endpoint where sinks subscribe to N, P and C" },
+          "XPUB endpoint where sinks subscribe to N, P and C" },
         { "dispatch-bind", 0, PZ_OPT_STRING, &config.dispatch_bind, 0, 0, "EP",
           "PUSH endpoint where workers pull work" },
         { "results-bind", 0, PZ_OPT_STRING, &config.results_bind, 0, 0, "EP",
-          "REP endpoint where workers report verdicts" },
+          "endpoint where workers report verdicts (a ROUTER answering as REP)" },
         { "history-bind", 0, PZ_OPT_STRING, &config.history_bind, 0, 0, "EP",
           "endpoint where sinks read publications they missed (from the journal)" },
         { "journal", 'j', PZ_OPT_STRING, &config.journal_dir, 0, 0, "DIR",

@@ -42,7 +42,7 @@ main (int argc, char *argv [])
           "broker's publish endpoint (default: tcp://HOST:5556)" },
         { "history", 0, PZ_OPT_STRING, &config.history, 0, 0, "EP",
           "broker's history endpoint, to fill gaps from; 'none' for none "
-          "(default: tcp://HOST:5559)" },
+          "(default: tcp://HOST:5559, or --connect's host at port 5559)" },
         { "tags", 't', PZ_OPT_STRING, &config.tags, 0, 0, "TAGS",
           "tags to print, letters from N (numbers), P (primes), C (composites)" },
         { "format", 'f', PZ_OPT_STRING, &format, 0, 0, "FMT",
