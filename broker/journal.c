@@ -46,8 +46,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_SEGMENT_HEADER    56          //  bytes: magic, version, size, first seq,
-                                        //  3 tag-seqs, reserved, crc
+#define S_SEGMENT_HEADER    96          //  bytes: magic, version, size, first seq,
+                                        //  S_TAGS tag-seqs, reserved, crc
+#define S_SEGMENT_CRC_AT    92          //  the header's CRC: of bytes 0..91
 #define S_BLOCK_HEADER      40          //  bytes: magic, length, first, last, entries,
                                         //  synced through, crc
 #define S_BLOCK_CRC_AT      36          //  the header's CRC: of bytes 0..35 + payload
@@ -58,7 +59,9 @@
 #define S_LOCK_NAME         "lock"
 #define S_READ_CHUNK        (256 * 1024)    //  bytes the reader reads at a time
 #define S_ENTRY_MAX         (PZ_RECORD_SIZE * PZ_JOURNAL_ENTRY_RECORDS_MAX)
-#define S_TAGS              3           //  N, P, C: tag_seqs index by pz_publication_tag_index
+#define S_TAGS              8           //  tag-seq slots: N, P, C, X by
+                                        //  pz_publication_tag_index, the rest
+                                        //  kept 0 for tags to come
 
 #ifndef PZ_TAG_SEQ
 #   define PZ_TAG_SEQ       'S'
@@ -106,7 +109,7 @@ typedef struct {
     size_t cover_count;         //  how many
     const uint8_t *publication; //  data records + S + T, exactly as published
     size_t publication_size;    //  bytes
-    char tag;                   //  N, P or C
+    char tag;                   //  N, P, C or X
     size_t count;               //  data records
     int64_t seq;                //  from S
     int64_t tag_seq;            //  from T
@@ -334,8 +337,8 @@ s_segment_header_encode (uint8_t *dest, int64_t first_seq, const int64_t *tag_se
     s_put64 (dest + 16, first_seq);
     for (int index = 0; index < S_TAGS; index++)
         s_put64 (dest + 24 + 8 * index, tag_seqs [index]);
-    s_put32 (dest + 48, 0);
-    s_put32 (dest + 52, pz_journal_crc32c (0, dest, 52));
+    s_put32 (dest + 24 + 8 * S_TAGS, 0);
+    s_put32 (dest + S_SEGMENT_CRC_AT, pz_journal_crc32c (0, dest, S_SEGMENT_CRC_AT));
 }
 
 //  Parses one entry of size bytes. Returns NULL, or what is wrong with it.
@@ -368,12 +371,24 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
     entry->publication_size = size - index * PZ_RECORD_SIZE;
     entry->tag = pz_record_tag (entry->publication);
     if (pz_publication_tag_index (entry->tag) < 0)
-        return "publication tag is not N, P or C";
+        return "publication tag is not N, P, C or X";
     size_t start = index;
+    bool correction = entry->tag == PZ_TAG_CORRECTION;
+    if (correction) {
+        //  X <seq corrected>, then the verdicts set right.
+        for (index++; index < records; index++) {
+            char tag = pz_record_tag (data + index * PZ_RECORD_SIZE);
+            if (tag != PZ_TAG_PRIME && tag != PZ_TAG_COMPOSITE)
+                break;
+        }
+        if (index - start < 2 || pz_record_value (entry->publication) < 1)
+            return "correction without a seq or without verdicts";
+    }
+    else
     while (index < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == entry->tag)
         index++;
     entry->count = index - start;
-    if (entry->count > PZ_RECORDS_MAX)
+    if (entry->count > PZ_RECORDS_MAX + (correction ? 1u : 0u))
         return "more than 4096 data records";
     if (index + 2 != records
     ||  pz_record_tag (data + index * PZ_RECORD_SIZE) != PZ_TAG_SEQ
@@ -387,6 +402,8 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
         return "I record on a verdict";
     if (entry->cover_count && entry->tag == PZ_TAG_NUMBER)
         return "K records on an accept";
+    if (entry->cover_count && correction)
+        return "K records on a correction";
     return NULL;
 }
 
@@ -617,6 +634,10 @@ s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
         int rc = zhashx_insert (self->unverdicted, &pending->seq, pending);
         assert (rc == 0);           //  seqs only grow
         self->segments [self->segment_count - 1].unverdicted++;
+    }
+    else
+    if (entry->tag == PZ_TAG_CORRECTION) {
+        //  Corrects what a verdict published; completes nothing.
     }
     else
     if (entry->cover_count == 0) {
@@ -933,12 +954,13 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
     if (s_get32 (header + 8) != PZ_JOURNAL_VERSION) {
         s_fail (&error, "journal %s: offset 8: format version %" PRIu32 ", this broker "
                 "reads only version %d%s", path, s_get32 (header + 8), PZ_JOURNAL_VERSION,
-                s_get32 (header + 8) == 1 ? " (version 1 blocks do not record how far "
-                "the segment was synced; move the directory away to start a new journal)" : "");
+                s_get32 (header + 8) < PZ_JOURNAL_VERSION ? " (an older format: let the "
+                "broker that wrote it finish its numbers, then move the directory away "
+                "to start a new journal)" : "");
         goto done;
     }
-    if (s_get32 (header + 52) != pz_journal_crc32c (0, header, 52)) {
-        s_fail (&error, "journal %s: offset 52: segment header checksum mismatch", path);
+    if (s_get32 (header + S_SEGMENT_CRC_AT) != pz_journal_crc32c (0, header, S_SEGMENT_CRC_AT)) {
+        s_fail (&error, "journal %s: offset %d: segment header checksum mismatch", path, S_SEGMENT_CRC_AT);
         goto done;
     }
     if (s_get64 (header + 16) != segment->first_seq) {
@@ -955,12 +977,12 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
             }
         }
     else
-    if (memcmp (header + 24, expected + 24, 24) != 0) {
+    if (memcmp (header + 24, expected + 24, 8 * S_TAGS) != 0) {
         s_fail (&error, "journal %s: offset 24: header's tag-seqs differ from the "
                 "previous segment's last", path);
         goto done;
     }
-    if (memcmp (header + 12, expected + 12, 4) != 0 || s_get32 (header + 48) != 0) {
+    if (memcmp (header + 12, expected + 12, 4) != 0 || s_get32 (header + 24 + 8 * S_TAGS) != 0) {
         s_fail (&error, "journal %s: offset 12: header size or reserved field wrong", path);
         goto done;
     }
@@ -1221,7 +1243,7 @@ pz_journal_next_seq (pz_journal_t *self)
     return self->next_seq;
 }
 
-//  Returns the last committed tag-seq of tag (N, P or C), 0 if none.
+//  Returns the last committed tag-seq of tag (N, P, C or X), 0 if none.
 int64_t
 pz_journal_tag_seq (pz_journal_t *self, char tag)
 {
@@ -1291,9 +1313,9 @@ s_publication_check (pz_journal_t *self, const uint8_t *publication, size_t size
 {
     assert (publication && size % PZ_RECORD_SIZE == 0);
     size_t records = size / PZ_RECORD_SIZE;
-    assert (records >= 3 && records <= PZ_RECORDS_MAX + 2);
-    for (size_t index = 0; index + 2 < records; index++)
-        assert (pz_record_tag (publication + index * PZ_RECORD_SIZE) == tag);
+    pz_publication_t parsed;
+    pz_error_t error = pz_publication_parse (publication, size, &parsed);
+    assert (error == PZ_OK && parsed.tag == tag && records >= 3);
     const uint8_t *trailer = publication + (records - 2) * PZ_RECORD_SIZE;
     assert (pz_record_tag (trailer) == PZ_TAG_SEQ);
     assert (pz_record_tag (trailer + PZ_RECORD_SIZE) == PZ_TAG_TAG_SEQ);
@@ -1404,6 +1426,16 @@ pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_coun
         data = s_entry_stage (self, composites_size, seq);
         memcpy (data, composites, composites_size);
     }
+}
+
+//  Appends a correction: its X publication, as an entry of its own.
+void
+pz_journal_correction (pz_journal_t *self, const uint8_t *publication, size_t size)
+{
+    assert (self && publication);
+    int64_t seq = s_publication_check (self, publication, size, PZ_TAG_CORRECTION);
+    uint8_t *data = s_entry_stage (self, size, seq);
+    memcpy (data, publication, size);
 }
 
 //  Forgets everything appended since the last commit.

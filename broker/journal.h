@@ -25,7 +25,7 @@
 
 #include "record.h"
 
-#define PZ_JOURNAL_VERSION      2                   //  format version in segment headers
+#define PZ_JOURNAL_VERSION      3                   //  format version in segment headers
 #define PZ_JOURNAL_BLOCK_MAX    (64 * 1024 * 1024)  //  bytes of payload in one block, at most
 //  Records in one entry, at most: 4096 K records + 4096 data records + S + T.
 #define PZ_JOURNAL_ENTRY_RECORDS_MAX    (2 * PZ_RECORDS_MAX + 2)
@@ -91,7 +91,7 @@ void
 int64_t
     pz_journal_next_seq (pz_journal_t *self);
 
-//  Returns the last committed tag-seq of tag ('N', 'P' or 'C'), 0 if none.
+//  Returns the last committed tag-seq of a published tag (N, P, C, X), 0 if none.
 int64_t
     pz_journal_tag_seq (pz_journal_t *self, char tag);
 
@@ -122,6 +122,11 @@ void
     pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_count,
                         const uint8_t *primes, size_t primes_size,
                         const uint8_t *composites, size_t composites_size);
+
+//  Appends a correction (docs: PROTOCOL.md "Audit"): its X publication
+//  exactly as published. Buffered until commit.
+void
+    pz_journal_correction (pz_journal_t *self, const uint8_t *publication, size_t size);
 
 //  Writes everything appended since the last commit as one block, with one
 //  write() and one fdatasync (none if config.sync is false), and counts it

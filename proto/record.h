@@ -41,9 +41,11 @@
 #define PZ_TAG_SEQ          'S'     //  value = a publication's sequence number
 #define PZ_TAG_TAG_SEQ      'T'     //  value = its number among its tag's
 #define PZ_TAG_HISTORY      'H'     //  value = a position in a history request
+#define PZ_TAG_CORRECTION   'X'     //  value = the seq of a publication found wrong;
+                                    //  heads a correction (publish endpoint only)
 
 //  Every tag the protocol defines, for validation.
-#define PZ_TAGS_KNOWN       "NPCAEISTH"
+#define PZ_TAGS_KNOWN       "NPCAEISTHX"
 
 //  Error codes carried in the value of an E record. Zero is never sent.
 typedef enum {
@@ -59,10 +61,12 @@ typedef enum {
                                 //  or not followed by at least one record
     PZ_ERR_UNAVAILABLE = 9,     //  cannot be made durable now (journal write
                                 //  failed): nothing taken, send it again later
-    PZ_ERR_BAD_HISTORY = 10     //  a history request that is not well formed
+    PZ_ERR_BAD_HISTORY = 10,    //  a history request that is not well formed
+    PZ_ERR_AUDIT = 11           //  a report refused by the audit: a verdict in
+                                //  it is wrong, or its sender is cut off
 } pz_error_t;
 
-#define PZ_ERR_MAX          10
+#define PZ_ERR_MAX          11
 
 //  The three accessors are inline: they run once per record on every hop,
 //  and a call per record showed in the broker's profile.
