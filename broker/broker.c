@@ -58,7 +58,7 @@
 #define S_BATCHES           2       //  the batch being synced, and the next
 #define S_BATCH_ITEMS       1024    //  requests and reports in one batch, at most
 #define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
-#define S_RECHECK_REACH     1024    //  a worker's latest verdict publications
+#define S_RECHECK_REACH     4096    //  a worker's latest verdict publications
                                     //  re-checked when it is caught lying
 #define S_RECHECK_TURN      16      //  of those, re-checked per loop turn
 

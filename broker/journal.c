@@ -1911,7 +1911,7 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             continue;
         }
         const uint8_t *payload = bytes + S_BLOCK_HEADER;
-        bool full = false;
+        bool full = false, ended = false;
         for (size_t at = 0; at + 4 <= header.payload_bytes; ) {
             uint32_t size = s_get32 (payload + at);
             if (size > header.payload_bytes - at - 4)
@@ -1921,8 +1921,10 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             at += 4 + size;
             if (bad || entry.seq < position)
                 continue;
-            if (entry.seq >= end)
-                break;
+            if (entry.seq >= end) {
+                ended = true;       //  until cut this block: the next call
+                break;              //  that goes on from it starts here
+            }
             if (!(tag_mask & (UINT32_C (1) << (entry.tag - 'A'))))
                 continue;
             if (entry.publication_size > buf_size - written) {
@@ -1933,7 +1935,7 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             memcpy (buf + written, entry.publication, entry.publication_size);
             written += entry.publication_size;
         }
-        if (full) {
+        if (full || ended) {
             self->resume_seq = *next;
             self->resume_offset = offset;
             return written;

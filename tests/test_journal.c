@@ -737,6 +737,20 @@ Test (journal, reader_returns_exactly_the_wanted_publications_in_chunks, .timeou
                                     &next, &oldest);
     cr_assert (bytes == 0 && next == last + 5);
 
+    //  One seq at a time, [seq, seq + 1), the same reader: every one, even
+    //  where several share a block (until cuts inside it, and the next
+    //  call goes on from there).
+    size_t one_by_one = 0;
+    for (int64_t seq = 1; seq <= last; seq++) {
+        bytes = pz_journal_reader_read (reader, seq, seq + 1, last, S_ALL_TAGS,
+                                        got + one_by_one, 65536, &next, &oldest);
+        cr_assert_eq (next, seq + 1);
+        one_by_one += bytes;
+    }
+    size_t every = s_expected (model, 1, 0, last, S_ALL_TAGS, 1, expected);
+    cr_assert (one_by_one == every && memcmp (got, expected, every) == 0,
+               "seq by seq: %zu bytes, expected %zu", one_by_one, every);
+
     //  The writer goes on while the reader holds its position.
     int64_t from = 1;
     size_t size = s_read_all (reader, from, 0, last, S_ALL_TAGS, 65536, got, &oldest);
