@@ -20,6 +20,12 @@ the project's Dockerfile (`docker compose build`, or Debian's docker-compose
 - `--scale worker=6`: six worker containers, each named in the broker's
   statistics with work done (needs the broker's --stats-format json);
 - the broker's health check (playzmq-top --once) turns healthy;
+- keys: the one-shot `keys` service made them; each container sees only
+  its own (the worker its secret certificate and the broker's public one,
+  read-only, secret 0600); the host's source and sink get theirs out of the
+  volumes with `docker compose run ... tar` as the README says; a plaintext
+  source on the host is refused by the composed broker (no ack; logged),
+  and the keyed pipeline through the published ports loses nothing;
 - `docker kill` of a worker while a source on the host sends through the
   published loopback ports: lost 0, wrong 0 (a sink on the host checks);
 - `restart broker` while the same runs: lost 0, wrong 0 (needs the broker's
@@ -71,6 +77,7 @@ class State:
     ports = {}
     helps = {}                  # {kind: the image's playzmq-<kind> --help}
     override = None             # the test's compose override file
+    keys = {}                   # {"source"/"sink": (secret cert, broker's cert)} on the host
     up = False
     lock = None
 
@@ -271,9 +278,36 @@ def logs(container):
     return done.stdout + done.stderr
 
 
+def host_keys(service, role):
+    """The keys of the compose service's volume, out on the host as the
+    README says (`docker compose run --rm --no-deps -T SERVICE tar -C
+    /etc/playzmq -c keys | tar -x`): (role's secret cert, broker's cert)."""
+    if role not in S.keys:
+        target = os.path.join(S.scratch, "keys-" + role)
+        os.makedirs(target)
+        files = ["-f", COMPOSE, "-f", OVERRIDE, "-f", S.override]
+        packed = subprocess.run(S.compose + files + ["-p", PROJECT, "run", "--rm", "--no-deps",
+                                "-T", service, "tar", "-C", "/etc/playzmq", "-c", "keys"],
+                                env=S.env, cwd=ROOT, capture_output=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        assert packed.returncode == 0, packed.stderr.decode(errors="replace")
+        subprocess.run(["tar", "-x", "-C", target], input=packed.stdout, check=True,
+                       timeout=30)
+        secret = os.path.join(target, "keys", role + ".cert_secret")
+        assert os.stat(secret).st_mode & 0o077 == 0, "%s is not private" % secret
+        S.keys[role] = (secret, os.path.join(target, "keys", "broker.cert"))
+    return S.keys[role]
+
+
+def curve_args(service, role):
+    secret, server = host_keys(service, role)
+    return ["--curve-cert", secret, "--curve-server", server]
+
+
 def sink_args():
-    """A host sink's endpoint flags for the broker's published ports."""
-    args = ["--connect", "tcp://127.0.0.1:%d" % S.ports["PUBLISH"]]
+    """A host sink's endpoint flags for the broker's published ports, and
+    the demo's sink key."""
+    args = ["--connect", "tcp://127.0.0.1:%d" % S.ports["PUBLISH"]] + curve_args("primes", "sink")
     match = re.search(r"--(history\S*)\s+EP", S.helps["sink"])
     if match:
         args += ["--" + match.group(1), "tcp://127.0.0.1:%d" % S.ports["HISTORY"]]
@@ -294,7 +328,7 @@ def host_run(c, name, during, count=3000, rate=400):
                      "--count", count, "--rate", rate, "--batch", 20,
                      "--min", low, "--max", low + 10**12, "--seed", 11,
                      "--timeout", 2000, "--retries", 30, "--acked", acked,
-                     name=name + "-source")
+                     *curve_args("source", "source"), name=name + "-source")
     during(source)
     assert source.wait(timeout=90) == 0, "source:\n" + source.log()
     numbers = read_numbers(acked)
@@ -395,7 +429,7 @@ def test_up_broker_last_then_primes_within_10s():
     assert not wrong, "not prime: %s" % wrong
     # What a user sees first (the README's sample comes from here).
     print(compose("ps").stdout, flush=True)
-    for service in ("broker", "worker", "source", "primes", "numbers"):
+    for service in ("keys", "broker", "worker", "source", "primes", "numbers"):
         lines = compose("logs", "--no-color", service, check_rc=False).stdout.splitlines()
         lines = [line for line in lines if "|" in line]
         print("\n".join(lines[:4 if service != "broker" else 8]), flush=True)
@@ -455,6 +489,68 @@ def test_broker_healthy():
             inspect(broker)["State"].get("Health", {}).get("Status")), 40, 1)
     assert status == "healthy", inspect(broker)["State"].get("Health")
     log("broker container: %s" % status)
+
+
+SINK_KEYS = {"keys/sink.cert", "keys/sink.cert_secret", "keys/broker.cert"}
+KEYS_SEEN = {               # {service: the files it sees under /etc/playzmq}
+    "broker": {"keys/broker.cert", "keys/broker.cert_secret", "keys/health.cert",
+               "keys/health.cert_secret", "allow/health.cert", "allow/source.cert",
+               "allow/worker.cert", "allow/sink.cert"},
+    "worker": {"keys/worker.cert", "keys/worker.cert_secret", "keys/broker.cert"},
+    "source": {"keys/source.cert", "keys/source.cert_secret", "keys/broker.cert"},
+    "primes": SINK_KEYS,
+    "numbers": SINK_KEYS,
+}
+
+
+def public_key(text):
+    match = re.search(r'public-key = "(.{40})"', text)
+    assert match, text
+    return match.group(1)
+
+
+def test_keys_each_service_sees_only_its_own():
+    keys_ids = containers("keys", running_only=False)
+    assert keys_ids and inspect(keys_ids[0])["State"]["ExitCode"] == 0, \
+        "keys: %s" % (keys_ids and logs(keys_ids[0]))
+    log(logs(keys_ids[0]).strip().splitlines()[-1])
+    broker = containers("broker")[0]
+    cat = lambda cid, path: docker("exec", cid, "cat", "/etc/playzmq/" + path).stdout
+    broker_key = public_key(cat(broker, "keys/broker.cert"))
+    for service, expected in KEYS_SEEN.items():
+        cid = containers(service)[0]
+        listing = docker("exec", cid, "find", "/etc/playzmq", "-type", "f",
+                         "-printf", "%m %P\n").stdout
+        modes = {path: mode for mode, path in (line.split(" ", 1)
+                                               for line in listing.splitlines())}
+        assert set(modes) == expected, "%s sees %s" % (service, sorted(modes))
+        secrets = {path: mode for path, mode in modes.items() if path.endswith("_secret")}
+        assert all(mode == "600" for mode in secrets.values()), "%s: %s" % (service, modes)
+        mounts = [m for m in inspect(cid)["Mounts"] if m["Destination"] == "/etc/playzmq"]
+        assert len(mounts) == 1 and not mounts[0]["RW"], "%s: %s" % (service, mounts)
+        if service != "broker":
+            # Its broker.cert is the broker's; its own key is allowed, with its role.
+            assert public_key(cat(cid, "keys/broker.cert")) == broker_key, service
+            role = "sink" if service in ("primes", "numbers") else service
+            allowed = cat(broker, "allow/%s.cert" % role)
+            assert public_key(cat(cid, "keys/%s.cert" % role)) == public_key(allowed)
+            assert re.search(r'role = "%s"' % role, allowed), allowed
+    log("keys: each service sees only its own, read-only, secrets 0600")
+
+
+def test_keys_plaintext_refused_keyed_pipeline_whole():
+    with Cluster("deploy-keys") as c:
+        plain = c.start("source", "--connect", "tcp://127.0.0.1:%d" % S.ports["SOURCE"],
+                        "--count", 10, "--wait", 0, "--retries", 1, "--timeout", 300,
+                        name="plain-source")
+        assert plain.wait(30) == 1, plain.log()
+        assert re.search(r"acked 0 ", plain.log()), plain.log()
+        refused = wait_until("the broker logs the plaintext source", lambda: re.findall(
+            r"zap: refused .* on the source endpoint: .*not CURVE.*",
+            logs(containers("broker")[0])), 10)
+        log("plaintext source on the host: exit 1, acked 0; broker: %s" % refused[-1].strip())
+        verdict = host_run(c, "keyed", lambda source: None, count=1000)
+    assert verdict.lost == 0 and verdict.wrong == 0, verdict
 
 
 def test_kill_worker_loses_nothing():
