@@ -277,7 +277,7 @@ def run_keys_script(c, found, volumes):
     done = subprocess.run(argv[:2] + [script], env={"PATH": path}, capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 0, "keys: %s%s" % (done.stdout, done.stderr)
-    return done.stdout + done.stderr
+    return done.stderr + done.stdout
 
 
 def snapshot(directory):
