@@ -19,6 +19,8 @@ No Docker engine and no systemd as PID 1 here, so:
   out, a new broker key allows every key again; every service that runs
   after it depends on its completion (docker-compose.override.yml) and
   reads its keys from its own volume, read-only;
+- deploy/swarm-keys.yml gives each service the secrets its CURVE paths
+  name, all declared, and the broker exactly the allowed public ones;
 - every PLAYZMQ_* name the compose file and the example environment file
   set is one some program reads (a misspelt one would be ignored silently);
 - the Dockerfile builds with CI's scripts, and its runtime packages provide
@@ -356,6 +358,44 @@ def test_compose_journal_ports_and_swarm():
                                                for p in range(5555, 5560)], ports
     with open(os.path.join(ROOT, ".dockerignore")) as handle:
         assert "docker-compose*.yml" in handle.read().split()
+
+
+def test_swarm_keys_file():
+    """deploy/swarm-keys.yml: each service's CURVE paths are secrets given to
+    it, declared (`docker stack config` does not check that), the broker's
+    allow directory holds exactly the allowed roles' public certificates,
+    and each client's secret is its own role's."""
+    with open(os.path.join(ROOT, "deploy", "swarm-keys.yml")) as handle:
+        spec = yaml.safe_load(handle)
+    declared = set(spec["secrets"])
+    base = load_compose()["services"]
+    for name, service in spec["services"].items():
+        assert name in base, name
+        if name == "keys":
+            assert service["deploy"]["replicas"] == 0
+            continue
+        targets = {}            # {path in the container: secret}
+        for secret in service["secrets"]:
+            source = secret if isinstance(secret, str) else secret["source"]
+            target = secret if isinstance(secret, str) else secret.get("target", source)
+            assert source in declared, "%s: secret %s not declared" % (name, source)
+            targets["/run/secrets/" + target] = source
+        env = service["environment"]
+        kind = services()[name][1]
+        assert env["PLAYZMQ_CURVE_CERT"] in targets, name
+        if kind == "broker":
+            assert targets[env["PLAYZMQ_CURVE_CERT"]] == "broker.cert_secret"
+            allow = env["PLAYZMQ_CURVE_ALLOW"]
+            loaded = sorted(source for path, source in targets.items()
+                            if os.path.dirname(path) == allow and path.endswith(".cert"))
+            assert loaded == ["health.cert", "sink.cert", "source.cert", "worker.cert"], loaded
+            health = service["healthcheck"]["test"]
+            for flag, secret in (("--curve-cert", "health.cert_secret"),
+                                 ("--curve-server", "broker.cert")):
+                assert targets.get(health[health.index(flag) + 1]) == secret, health
+        else:
+            assert targets[env["PLAYZMQ_CURVE_CERT"]] == kind + ".cert_secret", name
+            assert targets[env["PLAYZMQ_CURVE_SERVER"]] == "broker.cert", name
 
 
 def test_compose_services_in_namespaces():

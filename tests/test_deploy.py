@@ -26,13 +26,19 @@ the project's Dockerfile (`docker compose build`, or Debian's docker-compose
   volumes with `docker compose run ... tar` as the README says; a plaintext
   source on the host is refused by the composed broker (no ack; logged),
   and the keyed pipeline through the published ports loses nothing;
+- a worker on the host with a key of its own is let in (its public
+  certificate into the broker's allow directory through the keys service,
+  SIGHUP: the README's commands) and works; the demo workers' key revoked,
+  they stop and the host's worker goes on; allowed again, they work again;
 - `docker kill` of a worker while a source on the host sends through the
   published loopback ports: lost 0, wrong 0 (a sink on the host checks);
 - `restart broker` while the same runs: lost 0, wrong 0 (needs the broker's
   --journal and, for the sink, its history endpoint);
 - `stop`: every program ends by SIGTERM within the grace period, exit 0;
-- Swarm: `docker stack deploy -c docker-compose.yml`, primes in
-  `docker service logs`, `docker service scale ..._worker=4`;
+- Swarm: the keys made on the host as the README says and handed to Swarm
+  as secrets, `docker stack deploy -c docker-compose.yml -c
+  deploy/swarm-keys.yml`, the broker allowing the 4 keys from its secrets,
+  primes in `docker service logs`, `docker service scale ..._worker=4`;
   deploy/swarm-ports.yml is only validated (it would publish on every
   interface).
 
@@ -59,6 +65,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
 OVERRIDE = os.path.join(ROOT, "docker-compose.override.yml")
 SWARM_PORTS = os.path.join(ROOT, "deploy", "swarm-ports.yml")
+SWARM_KEYS = os.path.join(ROOT, "deploy", "swarm-keys.yml")
 ENGINE = os.path.join(ROOT, "tools", "docker-engine.sh")
 BASE = "debian:bookworm-slim"
 IMAGE = "playzmq:deploy-test"
@@ -513,7 +520,7 @@ def test_keys_each_service_sees_only_its_own():
     keys_ids = containers("keys", running_only=False)
     assert keys_ids and inspect(keys_ids[0])["State"]["ExitCode"] == 0, \
         "keys: %s" % (keys_ids and logs(keys_ids[0]))
-    log(logs(keys_ids[0]).strip().splitlines()[-1])
+    log([line for line in logs(keys_ids[0]).splitlines() if line.startswith("keys:")][-1])
     broker = containers("broker")[0]
     cat = lambda cid, path: docker("exec", cid, "cat", "/etc/playzmq/" + path).stdout
     broker_key = public_key(cat(broker, "keys/broker.cert"))
@@ -551,6 +558,72 @@ def test_keys_plaintext_refused_keyed_pipeline_whole():
         log("plaintext source on the host: exit 1, acked 0; broker: %s" % refused[-1].strip())
         verdict = host_run(c, "keyed", lambda source: None, count=1000)
     assert verdict.lost == 0 and verdict.wrong == 0, verdict
+
+
+def keys_service(*argv, stdin=None):
+    """`docker compose run --rm --no-deps -T keys ARGV` (the README's way to
+    change the keys' volumes), stdin from a file."""
+    files = ["-f", COMPOSE, "-f", OVERRIDE, "-f", S.override]
+    with open(stdin or os.devnull, "rb") as handle:
+        done = subprocess.run(S.compose + files + ["-p", PROJECT, "run", "--rm", "--no-deps",
+                              "-T", "keys"] + list(argv), env=S.env, cwd=ROOT, stdin=handle,
+                              capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def broker_log_count(pattern):
+    return len(re.findall(pattern, logs(containers("broker")[0])))
+
+
+def test_keys_add_a_machine_revoke_and_allow_again():
+    """The README's commands: a worker on the host with a key of its own,
+    its public certificate put into the broker's allow directory through
+    the keys service, SIGHUP; then the demo workers' key revoked (they are
+    cut off, the host's goes on) and allowed again (they work again)."""
+    hup = lambda: compose("kill", "-s", "SIGHUP", "broker")
+    reloaded = r"zap: reloaded: %d keys allowed"
+    with Cluster("deploy-add") as c:
+        subprocess.run([harness.binary("keygen"), "beta", "--role", "worker", "--dir", c.dir],
+                       check=True, capture_output=True, timeout=10)
+        keys_service("sh", "-c", "cat > /keys/broker/allow/beta.cert",
+                     stdin=c.path("beta.cert"))
+        before = broker_log_count(reloaded % 5)
+        hup()
+        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
+        worker = c.start("worker", "--dispatch", "tcp://127.0.0.1:%d" % S.ports["DISPATCH"],
+                         "--results", "tcp://127.0.0.1:%d" % S.ports["RESULTS"], "--threads", 1,
+                         "--name", "beta", "--curve-cert", c.path("beta.cert_secret"),
+                         "--curve-server", host_keys("primes", "sink")[1], name="beta")
+        wait_until("the host's worker named in the broker's stats with work", lambda: any(
+            n > 0 for name, n in worker_stats().items() if name.startswith("beta")), 20)
+
+        def demo_workers(beta=False):
+            return sum(n for name, n in worker_stats().items()
+                       if name.startswith("beta") == beta)
+        refused = broker_log_count(r"on the dispatch endpoint: unknown key")
+        keys_service("rm", "/keys/broker/allow/worker.cert")
+        before = broker_log_count(reloaded % 4)
+        hup()
+        wait_until("the broker reloads 4 keys", lambda: broker_log_count(reloaded % 4) > before, 5)
+        wait_until("the demo's workers refused", lambda: broker_log_count(
+            r"on the dispatch endpoint: unknown key") > refused, 5)
+        time.sleep(2)
+        demo_then, beta_then = demo_workers(), demo_workers(beta=True)
+        time.sleep(3)
+        assert demo_workers() == demo_then, "revoked workers still work"
+        assert demo_workers(beta=True) > beta_then, "the host's worker stopped too"
+        log("demo workers' key revoked: they stopped at %d numbers, beta went on (%d)"
+            % (demo_then, demo_workers(beta=True)))
+
+        keys_service("cp", "/keys/worker/keys/worker.cert", "/keys/broker/allow/")
+        before = broker_log_count(reloaded % 5)
+        hup()
+        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
+        wait_until("the demo's workers work again", lambda: demo_workers() > demo_then, 20)
+        log("allowed again: the demo's workers work again (%d numbers)" % demo_workers())
+        assert worker.stop(timeout=5) == 0, worker.log()
+    keys_service("rm", "/keys/broker/allow/beta.cert")
+    hup()
 
 
 def test_kill_worker_loses_nothing():
@@ -625,7 +698,22 @@ def test_swarm_stack():
         raise AssertionError("deploy/swarm-ports.yml: %s" % done.stderr)
     ports = re.findall(r"mode: host", done.stdout)
     assert done.returncode != 0 or len(ports) == 5, done.stdout
-    done = docker("stack", "deploy", "-c", COMPOSE, "-c", S.override, PROJECT, timeout=120)
+    # The README's secrets: keys made outside the swarm, one secret a file.
+    keys = os.path.join(S.scratch, "swarm-keys")
+    os.makedirs(keys)
+    for name, role in (("broker", None), ("health", "sink"), ("source", "source"),
+                       ("worker", "worker"), ("sink", "sink")):
+        subprocess.run([harness.binary("keygen"), name, "--dir", keys] +
+                       (["--role", role] if role else []),
+                       check=True, capture_output=True, timeout=10)
+    made = sorted(os.listdir(keys))
+    with open(SWARM_KEYS) as handle:
+        wanted = re.findall(r"^  ([\w.]+): \{external: true\}$", handle.read(), re.M)
+    assert set(wanted) <= set(made), "deploy/swarm-keys.yml wants %s" % wanted
+    for name in wanted:
+        docker("secret", "create", name, os.path.join(keys, name))
+    done = docker("stack", "deploy", "-c", COMPOSE, "-c", SWARM_KEYS, "-c", S.override,
+                  PROJECT, timeout=120)
     log("stack deploy: %s" % " | ".join(done.stdout.strip().splitlines()))
 
     def primes():
@@ -634,6 +722,11 @@ def test_swarm_stack():
         return found or None
     found = wait_until("a prime in the swarm's primes service", primes, 60)
     log("swarm: first primes %.1f s after deploy: %s" % (time.monotonic() - started, found[:5]))
+    out = docker("service", "logs", "--raw", PROJECT + "_broker", check_rc=False)
+    allowed = re.findall(r"zap: \d+ keys allowed, from \S+", out.stdout + out.stderr)
+    assert allowed and allowed[-1].startswith("zap: 4 keys allowed, from /run/secrets"), \
+        allowed or out.stdout + out.stderr
+    log("swarm: " + allowed[-1])
     assert all(is_prime(n) for n in found), found
     services = docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout
     print(services, flush=True)

@@ -80,11 +80,14 @@ class Host:
             return harness.binary(match.group(1))
         return path
 
+    def mkdir(self, directory):
+        """install -d DIRECTORY (or mkdir -p), on this machine."""
+        os.makedirs(self.path(directory), exist_ok=True)
+
     def keygen(self, name, directory, role=None):
         """playzmq-keygen NAME [--role ROLE] --dir DIRECTORY, on this machine."""
         argv = [harness.binary("keygen"), name, "--dir", self.path(directory)]
         argv += ["--role", role] if role else []
-        os.makedirs(self.path(directory), exist_ok=True)
         subprocess.run(argv, check=True, capture_output=True, timeout=10)
 
     def install(self, source_host, source, target):
@@ -183,9 +186,10 @@ def test_recipe_add_and_revoke_a_worker_machine():
     with netns.Network() as net, Cluster("recipe") as c:
         alpha, beta, client = (Host(net, c, name) for name in ("alpha", "beta", "client"))
 
-        # On alpha: the broker's key and alpha's own worker key.
-        alpha.keygen("broker", "/etc/playzmq/keys")
+        # On alpha: its own worker key (step 1), the broker's key (step 2).
+        alpha.mkdir("/etc/playzmq/keys")
         alpha.keygen("worker", "/etc/playzmq/keys", role="worker")
+        alpha.keygen("broker", "/etc/playzmq/keys")
         alpha.install(alpha, "/etc/playzmq/keys/worker.cert", "/etc/playzmq/allow/alpha.cert")
         env = {"PLAYZMQ_BROKER": "alpha", "PLAYZMQ_STATS": "1",
                "PLAYZMQ_STATS_FORMAT": "json", "PLAYZMQ_LEASE_MS": "1000"}
@@ -209,6 +213,7 @@ def test_recipe_add_and_revoke_a_worker_machine():
 
         # The client: its own keys, their public certificates to alpha,
         # alpha's public one back; reload.
+        client.mkdir("/etc/playzmq/keys")
         client.keygen("laptop-source", "/etc/playzmq/keys", role="source")
         client.keygen("laptop-sink", "/etc/playzmq/keys", role="sink")
         for name in ("laptop-source", "laptop-sink"):
@@ -228,6 +233,7 @@ def test_recipe_add_and_revoke_a_worker_machine():
 
         # Adding beta: its key made there, broker.cert to it, its public
         # certificate to alpha, reload.
+        beta.mkdir("/etc/playzmq/keys")
         beta.keygen("worker", "/etc/playzmq/keys", role="worker")
         beta.install(alpha, "/etc/playzmq/keys/broker.cert", "/etc/playzmq/keys/broker.cert")
         alpha.install(beta, "/etc/playzmq/keys/worker.cert", "/etc/playzmq/allow/beta.cert")
