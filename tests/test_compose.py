@@ -228,10 +228,16 @@ def test_compose_keys_per_service():
                 allowed = sorted(os.listdir(in_volume(env["PLAYZMQ_CURVE_ALLOW"])))
                 assert allowed == ["health.cert", "sink.cert", "source.cert",
                                    "worker.cert"], allowed
-                health = spec["services"]["broker"]["healthcheck"]["test"]
-                cert, server = (in_volume(health[health.index(flag) + 1])
-                                for flag in ("--curve-cert", "--curve-server"))
-                assert keys_of(cert)[1] and keys_of(server)[0] == keys_of(secret)[0], health
+                # The health check: a sink's key and the broker's public one.
+                health = " ".join(interpolate(w) for w in
+                                  spec["services"]["broker"]["healthcheck"]["test"])
+                assert '--curve-cert "$HEALTH_CURVE_CERT" --curve-server ' \
+                    '"$HEALTH_CURVE_SERVER"' in health, health
+                cert = in_volume(env["HEALTH_CURVE_CERT"])
+                server = in_volume(env["HEALTH_CURVE_SERVER"])
+                assert keys_of(cert)[1] and keys_of(server)[0] == keys_of(secret)[0]
+                assert keys_of(cert)[0] in [keys_of(os.path.join(
+                    in_volume(env["PLAYZMQ_CURVE_ALLOW"]), name))[0] for name in allowed]
             else:
                 role = kind
                 secret = in_volume(env["PLAYZMQ_CURVE_CERT"])
@@ -389,10 +395,10 @@ def test_swarm_keys_file():
             loaded = sorted(source for path, source in targets.items()
                             if os.path.dirname(path) == allow and path.endswith(".cert"))
             assert loaded == ["health.cert", "sink.cert", "source.cert", "worker.cert"], loaded
-            health = service["healthcheck"]["test"]
-            for flag, secret in (("--curve-cert", "health.cert_secret"),
-                                 ("--curve-server", "broker.cert")):
-                assert targets.get(health[health.index(flag) + 1]) == secret, health
+            # The health check (its test in docker-compose.yml names these).
+            assert "healthcheck" not in service, "a second test is appended to the first"
+            assert targets[env["HEALTH_CURVE_CERT"]] == "health.cert_secret"
+            assert targets[env["HEALTH_CURVE_SERVER"]] == "broker.cert"
         else:
             assert targets[env["PLAYZMQ_CURVE_CERT"]] == kind + ".cert_secret", name
             assert targets[env["PLAYZMQ_CURVE_SERVER"]] == "broker.cert", name
@@ -575,6 +581,16 @@ def test_systemd_units_verify():
                      "KillSignal=SIGTERM", "DynamicUser=yes", "NoNewPrivileges=yes",
                      "ProtectSystem=strict"):
             assert line in texts[name].splitlines(), "%s: no %s" % (name, line)
+    # Keys: each credential is what ExecStart gives --curve-cert (%d is its
+    # directory); the broker reloads its allow directory on SIGHUP.
+    # tests/test_recipe.py runs the units' lines with the recipe's files.
+    for name, text in texts.items():
+        credentials = re.findall(r"^LoadCredential=([\w.]+):(/etc/playzmq/\S+)$", text, re.M)
+        joined = re.sub(r"\\\n\s*", " ", text)           # continuation lines
+        start = re.search(r"^ExecStart=(.*)$", joined, re.M).group(1)
+        assert credentials and all("--curve-cert %%d/%s" % ident in start
+                                   for ident, _ in credentials), (name, credentials, start)
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in texts[names[0]].splitlines()
     # The example environment file names only variables the programs read.
     readable = option_variables("broker") | option_variables("worker")
     with open(os.path.join(UNITS, "playzmq.env")) as handle:
