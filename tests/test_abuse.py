@@ -3,13 +3,16 @@ and 8 clients flooding malformed messages, all at once, serves a
 well-behaved source on time and loses nothing.
 
 The abusers, on 127.0.0.1 against every endpoint of the broker:
-- idle: TCP connections that say nothing at all;
+- idle: TCP connections that say nothing at all (every other connection
+  of the abusers comes from one of 50,000 loopback addresses, as from
+  many hosts, the others from 127.0.0.1);
 - stalled: handshakes that never finish: half send the first 11 bytes of
   a ZMTP greeting and stop, half send a whole greeting (CURVE under CURVE,
   NULL in plaintext) and then nothing more;
   both kinds are kept at their count: one the broker drops (ZMQ_HANDSHAKE_IVL,
   `--handshake-ms`, 5 s by default) is opened again at once, as an
-  attacker would;
+  attacker would. The first 2,000 are opened over those 5 s, so that the
+  broker then drops and accepts about 400 a second, steadily;
 - flooders: tests/flood.c, 4 clients on the source endpoint and 4 on the
   results endpoint (under CURVE with valid source and worker keys: an
   authenticated peer gone bad is the only one that reaches the frame
@@ -61,6 +64,7 @@ import harness
 from harness import Cluster, check, read_numbers, read_records
 
 IDLE = 1000
+SOURCE_ADDRESSES = 50000        # half the abusers' connections come from these
 STALLED = 1000
 FLOOD_CLIENTS = 4               # per flooder; two flooders: 8 clients
 HANDSHAKE_MS = 5000             # the broker's default --handshake-ms
@@ -116,7 +120,7 @@ class Abusers:
     A connection the broker drops is opened again at once. Counts what
     the broker dropped and how long each lived."""
 
-    def __init__(self, endpoints, idle, stalled, mechanism):
+    def __init__(self, endpoints, idle, stalled, mechanism, ramp_s):
         self.addresses = []
         for endpoint in endpoints:
             host, port = re.match(r"tcp://([\d.]+):(\d+)$", endpoint).groups()
@@ -131,6 +135,12 @@ class Abusers:
         self.failed = 0                         # connects that failed
         self.lifetimes = []                     # seconds from connect to drop
         self.opened = 0
+        # The first connections are spread over ramp_s (the handshake
+        # timeout): the broker then drops and this opens again about as
+        # many every second, steadily, rather than all of them at once
+        # every ramp_s.
+        self.ramp_s = ramp_s
+        self.started = time.monotonic()
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -141,6 +151,12 @@ class Abusers:
         address = self.addresses[self.opened % len(self.addresses)]
         self.opened += 1
         try:
+            # Every other connection from an address of its own in
+            # 127.1.0.0/16 (loopback: all of 127/8 is this host), as from
+            # many hosts: the broker remembers peers by address for its log.
+            if self.opened % 2:
+                spread = self.opened // 2 % SOURCE_ADDRESSES
+                sock.bind(("127.1.%d.%d" % (spread // 250, 1 + spread % 250), 0))
             sock.connect(address)
         except BlockingIOError:
             pass
@@ -150,7 +166,7 @@ class Abusers:
             return
         # Half the stalled ones stop inside the greeting, half after it.
         conn = {"kind": kind, "sock": sock, "state": "connecting", "since": None,
-                "partial": self.opened % 2 == 0}
+                "partial": self.opened % 4 < 2}
         self.pending[kind] += 1
         self.selector.register(sock, selectors.EVENT_WRITE, conn)
 
@@ -168,10 +184,15 @@ class Abusers:
 
     def _run(self):
         while not self.stopping:
+            total = sum(self.want.values())
+            elapsed = time.monotonic() - self.started
+            budget = (int(total * elapsed / self.ramp_s) - self.opened
+                      if elapsed < self.ramp_s else total)
             for kind, count in self.want.items():
                 # At most 100 new connects a turn: the broker's listen
                 # backlog is ZMQ_BACKLOG (100).
-                for _ in range(min(100, count - self.open[kind] - self.pending[kind])):
+                for _ in range(min(100, budget // 2 + 1,
+                                   count - self.open[kind] - self.pending[kind])):
                     self._connect(kind)
             for key, mask in self.selector.select(0.05):
                 conn = key.data
@@ -258,7 +279,7 @@ def wave(c, broker, ep, flags, name, with_curve):
     log_lines_before = broker.log().count("\n")
     cpu_before = cpu_ticks(broker.pid)
     abusers = Abusers([ep[which] for which in harness.ENDPOINTS], IDLE, STALLED,
-                      b"CURVE" if with_curve else b"NULL")
+                      b"CURVE" if with_curve else b"NULL", HANDSHAKE_MS / 1000.0)
     flooders = []
     try:
         opened = abusers.wait_open(30)
