@@ -660,8 +660,8 @@ class Bench:
             add("curve-on-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
                                                   kind="curve-on", curve=self.keys()))
             if batch == 1024:
-                # CURVE adds latency on every hop; more requests outstanding
-                # hide it (the source's --pipeline, at most 64).
+                # CURVE adds latency on every hop: whether more requests
+                # outstanding (the source's --pipeline, at most 64) hide it.
                 add("curve-on-k1024-p%d" % CURVE_DEEP_PIPELINE, self.ours(
                     batch, 2, 1, count, CURVE_DEEP_PIPELINE, kind="curve-on",
                     curve=self.keys()))
@@ -1526,7 +1526,8 @@ def curve_section(R, g):
         "public certificates copied into `allow/`. Every message is then encrypted by "
         "its sender and decrypted by its receiver (libsodium's crypto_box, in the "
         "ZeroMQ I/O threads). At batch 1024 CURVE also runs with the source's "
-        "`--pipeline %d`: more requests outstanding hide the latency CURVE adds. "
+        "`--pipeline %d`: whether more requests outstanding hide the latency CURVE "
+        "adds. "
         "Target: CURVE ≥ %.1f of plaintext at batch 1024, the same flags: %s (%s)."
         % (SOURCE_PIPELINE, CURVE_DEEP_PIPELINE, T_CURVE_RATIO, spread(ratio, ratio_fmt),
            verdict(med(ratio), T_CURVE_RATIO)),
