@@ -431,9 +431,12 @@ def abuse_scenario(name, with_curve):
         assert second["rss_peak_kib"] < RSS_PEAK_LIMIT_MIB * 1024, mib(second["rss_peak_kib"])
         assert second["rss_after_kib"] - first["rss_before_kib"] < RSS_AFTER_LIMIT_MIB * 1024, (
             mib(first["rss_before_kib"]), mib(second["rss_after_kib"]))
-        # The second wave takes little more than the first took.
+        # The second wave takes little more than the first took (its peak
+        # depends on how many 1 MiB messages wait at one moment, and a wave
+        # with more good-source runs floods longer: a leak grows with the
+        # millions of messages, this does not).
         growth = second["rss_peak_kib"] - first["rss_peak_kib"]
-        assert growth < max(8 * 1024, first["rss_peak_kib"] // 4), (
+        assert growth < max(16 * 1024, first["rss_peak_kib"] // 3), (
             mib(first["rss_peak_kib"]), mib(second["rss_peak_kib"]))
 
 
