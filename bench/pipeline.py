@@ -10,12 +10,16 @@ alike. Also, each beside the run it is compared with: the programs with
 their defaults and a text sink (the headline), the broker with and without
 a journal (`--journal`), a sink reading the journal back from the history
 endpoint, text/csv/json sinks writing to a file at full rate, and the CPU
-each role spends per number. It prints the figures and the ratios the
-performance issue targets, and writes docs/PERFORMANCE.md (with the command
-of every configuration) and the plots docs/perf-*.png (gnuplot).
+each role spends per number, and CURVE on and off (`--curve-cert`, keys
+made by playzmq-keygen) at batch 1024 and batch 1. It prints the figures
+and the ratios the performance issue targets, and writes docs/PERFORMANCE.md
+(with the command of every configuration) and the plots docs/perf-*.png
+(gnuplot).
 
     python3 bench/pipeline.py                 # everything, ~8-12 minutes
     python3 bench/pipeline.py --repeat 1 --scale 0.02 --no-profile --no-doc   # smoke, ~1-2 min
+    python3 bench/pipeline.py --only curve    # CURVE on/off only, ~1-2 minutes: rewrites
+                                              # only that section of docs/PERFORMANCE.md
 
 The programs are taken from --build, or $PZ_BUILD_DIR (as tests/harness.py),
 or build/.
@@ -58,6 +62,9 @@ T2_RATIO = 0.90
 T4_RSS_KIB = 64 * 1024
 T_JOURNAL_RATIO = 0.8           # journal on / off at batch 1024
 T_REPLAY = 10e6                 # verdicts/s read back from the journal
+T_CURVE_RATIO = 0.7             # CURVE on / off at batch 1024
+CURVE_BATCHES = (1024, 1)       # the CURVE pairs: (batch, count) from these
+CURVE_DEEP_PIPELINE = 32        # and CURVE at batch 1024 with this source --pipeline
 
 # What each configuration sends; --scale multiplies every count. Batch 1024
 # sends the same count (and seed) to both, so their primes must agree.
@@ -331,6 +338,8 @@ class Bench:
     def exe(self, kind):
         if kind in ("bare", "primality"):
             return os.path.join(self.build, "bench", "playzmq-bench-" + kind)
+        if kind == "keygen":
+            return os.path.join(self.build, "keygen", "playzmq-keygen")
         return os.path.join(self.build, kind, "playzmq-" + kind)
 
     def count(self, value):
@@ -421,9 +430,11 @@ class Bench:
 
     def ours(self, batch, workers, sources, count_each, pipeline=1, sink=True,
              label=None, profile=None, broker_args=(), threads=1, publish_hwm=0,
-             journal=None, sink_format="none", defaults=False, kind="ours"):
+             journal=None, sink_format="none", defaults=False, kind="ours", curve=None):
         """One run of the real programs. Returns a dict of figures.
 
+        curve: the flags of each program for CURVE, a dict from Bench.keys()
+        (None: plaintext).
         journal: a directory for the broker's --journal. sink_format: the
         measuring sink's --format; unless none, the sink writes to a file
         whose lines are counted. defaults: no tuning flag on any program (as the
@@ -438,6 +449,8 @@ class Bench:
             broker_args = tuple(broker_args) + ("--publish-hwm", publish_hwm)
         if journal:
             broker_args = tuple(broker_args) + ("--journal", journal)
+        keys = curve or {"broker": [], "source": [], "worker": [], "sink": []}
+        broker_args = tuple(broker_args) + tuple(keys["broker"])
         total = count_each * sources
         run = {"kind": kind, "label": label, "batch": batch, "workers": workers,
                "sources": sources, "pipeline": None if defaults else pipeline,
@@ -455,13 +468,14 @@ class Bench:
                                               "--format", sink_format,
                                               # As the bare sink: a measuring sink
                                               # starved of CPU queues, never drops.
-                                              "--hwm", 0]), stdout=out)
+                                              "--hwm", 0]) + keys["sink"], stdout=out)
                 procs.append(sink_proc)
                 broker.wait_for(r"sink subscribed to '[PC]'", 10, 2)
             for index in range(workers):
                 procs.append(Proc("worker", [self.exe("worker"), "--dispatch", ep["dispatch"],
                                              "--results", ep["results"]]
-                                  + ([] if defaults else ["--threads", threads])))
+                                  + ([] if defaults else ["--threads", threads])
+                                  + keys["worker"]))
             time.sleep(0.4 if workers else 0.05)    # let workers connect
             perf = profile(broker.pid) if profile else None
             cpu0 = {proc.pid: proc.cpu_seconds() for proc in procs}
@@ -469,7 +483,8 @@ class Bench:
             source_procs = [Proc("source", [
                 self.exe("source"), "--connect", ep["source"], "--count", count_each,
                 "--batch", batch, "--min", 0, "--max", INT64_MAX, "--seed", index + 1]
-                + ([] if defaults else ["--pipeline", pipeline])) for index in range(sources)]
+                + ([] if defaults else ["--pipeline", pipeline]) + keys["source"])
+                for index in range(sources)]
             procs += source_procs
             run["commands"] = self.commands(procs, ep, source_procs)
             end = self.wait_end(sink_proc if sink else None, source_procs)
@@ -608,6 +623,48 @@ class Bench:
             if time.monotonic() - sources_done > (2 if failed else 10):
                 return None
         return None
+
+    def keys(self):
+        """Certificates for a CURVE run, made once with playzmq-keygen in the
+        scratch directory: the flags of each program (a dict by role)."""
+        directory = os.path.join(self.tmp, "keys")
+        allow = os.path.join(directory, "allow")
+        if not os.path.isdir(allow):
+            os.makedirs(allow)
+            for name, role in (("broker", None), ("source", "source"),
+                               ("worker", "worker"), ("sink", "sink")):
+                subprocess.run([self.exe("keygen"), name, "--dir", directory]
+                               + (["--role", role] if role else []),
+                               check=True, capture_output=True, timeout=30)
+                if role:
+                    shutil.copy(os.path.join(directory, name + ".cert"), allow)
+        server = os.path.join(directory, "broker.cert")
+        flags = {"broker": ["--curve-cert", os.path.join(directory, "broker.cert_secret"),
+                            "--curve-allow", allow]}
+        for role in ("source", "worker", "sink"):
+            flags[role] = ["--curve-cert", os.path.join(directory, role + ".cert_secret"),
+                           "--curve-server", server]
+        return flags
+
+    def curve_pairs(self, add):
+        """CURVE off then on, side by side, at each of CURVE_BATCHES: batch
+        1024 as table (1) runs it, batch 1 as table (2) (one source, one
+        request at a time)."""
+        for batch in CURVE_BATCHES:
+            if batch == 1:
+                count, pipeline = self.count(COUNT_REQREP), 1
+            else:
+                count, pipeline = self.count(COUNT_BATCH_OURS[batch]), SOURCE_PIPELINE
+            add("curve-off-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
+                                                   kind="curve-off"))
+            add("curve-on-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
+                                                  kind="curve-on", curve=self.keys()))
+            if batch == 1024:
+                # CURVE adds latency on every hop: whether more requests
+                # outstanding (the source's --pipeline, at most 64) hide it.
+                add("curve-on-k1024-p%d" % CURVE_DEEP_PIPELINE, self.ours(
+                    batch, 2, 1, count, CURVE_DEEP_PIPELINE, kind="curve-on",
+                    curve=self.keys()))
 
     # --- bare -------------------------------------------------------------
 
@@ -1002,6 +1059,9 @@ def main():
                         help="print only; do not write docs/PERFORMANCE.md and plots")
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs"),
                         help="where PERFORMANCE.md and the plots go (default: docs)")
+    parser.add_argument("--only", choices=("curve",),
+                        help="run only these rows (curve: CURVE on and off at batch 1024 "
+                             "and 1) and rewrite only their section of PERFORMANCE.md")
     options = parser.parse_args()
 
     command = "python3 bench/pipeline.py" + "".join(
@@ -1010,7 +1070,7 @@ def main():
           "tools/build.sh)" % command, flush=True)
     tmp = tempfile.mkdtemp(prefix="playzmq-bench-")
     bench = Bench(options, tmp)
-    for kind in ("broker", "worker", "source", "sink", "bare"):
+    for kind in ("broker", "worker", "source", "sink", "bare", "keygen"):
         if not os.path.exists(bench.exe(kind)):
             shutil.rmtree(tmp, ignore_errors=True)
             sys.exit("pipeline.py: %s is missing: run tools/build.sh first" % bench.exe(kind))
@@ -1018,6 +1078,8 @@ def main():
     def on_signal(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
     signal.signal(signal.SIGTERM, on_signal)
+    if options.only == "curve":
+        return main_curve(options, bench, command)
 
     kinds = ("broker", "worker", "source", "sink", "bare", "primality")
     built = {kind: os.path.getmtime(bench.exe(kind)) for kind in kinds
@@ -1106,6 +1168,8 @@ def main():
                     1024, workers, 1, bench.count(COUNT_BATCH_OURS[1024]), SOURCE_PIPELINE))
                 add("bare-w%d" % workers, bench.bare_pipeline(
                     1024, workers, bench.count(COUNT_BATCH_BARE[1024])))
+            # CURVE off and on, side by side.
+            bench.curve_pairs(add)
             # (4) many sources: the broker's memory.
             # The broker's own defaults here, bounded publish queue included.
             add("ours-rss", bench.ours(1024, 2, 16, bench.count(COUNT_RSS_EACH), 4,
@@ -1191,6 +1255,10 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
          + (" (largest in any run: %.1f MiB)" % (max(rss_all) / 1024) if rss_all else "")),
         ("(J) batch 1024: journal on / off (paired runs)", "≥ %.1f" % T_JOURNAL_RATIO,
          spread(journal, ratio_fmt), verdict(med(journal), T_JOURNAL_RATIO)),
+        ("(C) batch 1024: CURVE on / off (paired runs)", "≥ %.1f" % T_CURVE_RATIO,
+         spread(ratios(R.get("curve-on-k1024", []), R.get("curve-off-k1024", [])), ratio_fmt),
+         verdict(med(ratios(R.get("curve-on-k1024", []), R.get("curve-off-k1024", []))),
+                 T_CURVE_RATIO)),
         ("(R) a sink reading the journal from history, warm page cache", "≥ %s/s"
          % si(T_REPLAY), spread(g("replay")), verdict(med(g("replay")), T_REPLAY)),
     ]
@@ -1277,6 +1345,7 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
     ]] + [
         ("journal", "## The journal (`--journal`): on and off\n\n"
          + journal_section(R, g, journal)),
+        ("curve", curve_section(R, g)),
         ("cpu", "## CPU per number: broker and workers\n\n" + cpu_section(R)),
         ("sinks", "## Sinks printing every verdict to a file, at full rate\n\n"
          + sinks_section(R, g)),
@@ -1410,6 +1479,118 @@ def journal_section(R, g, journal):
         "the first run's journal):\n\n%s\n\n%s\n\n%s" % (
             commands_md(R, "ours-j1024"), commands_md(R, "ours-b1-j"),
             commands_md(R, "replay"))])
+
+
+CURVE_TITLE = "## CURVE (`--curve-cert`): on and off"
+
+
+def curve_section(R, g):
+    """The CURVE section, its title included: each batch's pair of runs,
+    plaintext then CURVE, and their ratio."""
+    f2, f3 = "%.2f".__mod__, "%.3f".__mod__
+    rows = []
+    for batch in CURVE_BATCHES:
+        off, on = "curve-off-k%d" % batch, "curve-on-k%d" % batch
+        key = "source_rate" if batch == 1 else "rate"
+        for title, name in (("plaintext", off), ("CURVE", on)):
+            rows.append(["%d" % batch, title, spread(g(name)), spread(g(name, "source_rate")),
+                         spread(g(name, "ack_p50_ms"), f3 if batch == 1 else f2),
+                         spread(g(name, "ack_p99_ms"), f3 if batch == 1 else f2),
+                         cpu_fmt(R.get(name, []))])
+        rows.append(["%d" % batch, "**ratio CURVE / plaintext** (paired)",
+                     "**%s**" % spread(ratios(R.get(on, []), R.get(off, [])), ratio_fmt),
+                     spread(ratios(R.get(on, []), R.get(off, []), "source_rate",
+                                   "source_rate"), ratio_fmt), "", "", ""])
+        deep = "curve-on-k1024-p%d" % CURVE_DEEP_PIPELINE
+        if batch == 1024 and R.get(deep):
+            rows.append(["1024", "CURVE, source `--pipeline %d`" % CURVE_DEEP_PIPELINE,
+                         spread(g(deep)), spread(g(deep, "source_rate")),
+                         spread(g(deep, "ack_p50_ms"), f2), spread(g(deep, "ack_p99_ms"), f2),
+                         cpu_fmt(R.get(deep, []))])
+            rows.append(["1024", "**ratio CURVE `--pipeline %d` / plaintext `--pipeline "
+                         "%d`** (same repeat)" % (CURVE_DEEP_PIPELINE, SOURCE_PIPELINE),
+                         "**%s**" % spread(ratios(R.get(deep, []), R.get(off, [])), ratio_fmt),
+                         spread(ratios(R.get(deep, []), R.get(off, []), "source_rate",
+                                       "source_rate"), ratio_fmt), "", "", ""])
+    ratio = ratios(R.get("curve-on-k1024", []), R.get("curve-off-k1024", []))
+    return "\n\n".join([
+        CURVE_TITLE,
+        "The same runs with and without CURVE, side by side in each repeat (plaintext "
+        "first): at batch 1024 the shape of table (1) (2 workers × --threads 1, one source "
+        "`--pipeline %d`, counting sink), at batch 1 that of table (2) (one source "
+        "`--batch 1 --pipeline 1`, 2 workers, counting sink). With CURVE every program "
+        "gets the flags the README shows: the broker `--curve-cert broker.cert_secret "
+        "--curve-allow allow`, the others `--curve-cert ROLE.cert_secret --curve-server "
+        "broker.cert`, the keys made first by `playzmq-keygen broker` and "
+        "`playzmq-keygen ROLE --role ROLE` for source, worker and sink, the three "
+        "public certificates copied into `allow/`. Every message is then encrypted by "
+        "its sender and decrypted by its receiver (libsodium's crypto_box, in the "
+        "ZeroMQ I/O threads). At batch 1024 CURVE also runs with the source's "
+        "`--pipeline %d`: whether more requests outstanding hide the latency CURVE "
+        "adds. "
+        "Target: CURVE ≥ %.1f of plaintext at batch 1024, the same flags: %s (%s)."
+        % (SOURCE_PIPELINE, CURVE_DEEP_PIPELINE, T_CURVE_RATIO, spread(ratio, ratio_fmt),
+           verdict(med(ratio), T_CURVE_RATIO)),
+        table(["--batch", "run", "numbers/s end to end", "source acked/s", "ack p50 ms",
+               "ack p99 ms", "CPU, % of one core (median)"], rows),
+        "Commands (CURVE; plaintext is the same without the --curve flags), batch 1024 "
+        "then batch 1:\n\n%s\n\n%s" % (commands_md(R, "curve-on-k1024"),
+                                          commands_md(R, "curve-on-k1")),
+    ])
+
+
+def main_curve(options, bench, command):
+    """--only curve: the CURVE pairs, printed, and their section of
+    PERFORMANCE.md (and nothing else in it) rewritten."""
+    R = {}
+
+    def add(name, run):
+        R.setdefault(name, []).append(run)
+        return run
+    try:
+        for rep in range(options.repeat):
+            if bench.time_left() < 30:
+                print("budget: stopping before repeat %d" % (rep + 1), flush=True)
+                break
+            print("repeat %d of %d" % (rep + 1, options.repeat), flush=True)
+            bench.curve_pairs(add)
+    except KeyboardInterrupt:
+        print("interrupted: stopping every process started", flush=True)
+        Proc.stop_all()
+        return 130
+    finally:
+        Proc.stop_all()
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    g = lambda name, key="rate": good(R.get(name, []), key)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = machine_info(bench)
+    text = curve_section(R, g) + "\n\n" + (
+        "Measured on %s by `%s` (%s, %d cores, load average at the start %s)."
+        % (date, command, machine["cpu"], machine["cores"], machine["load"]))
+    errors = [describe(run) for runs in R.values() for run in runs if run.get("error")]
+    if errors:
+        text += "\n\nRuns that failed:\n\n" + "\n".join("- " + e for e in errors)
+    print()
+    print(text)
+    if options.no_doc:
+        return 0
+    path = os.path.join(options.docs, "PERFORMANCE.md")
+    with open(path) as handle:
+        old = handle.read()
+    begin, _ = hand_markers("curve")
+    block = hand_block(old, "curve", "*(Not written yet: what the figures above say.)*\n")
+    if CURVE_TITLE in old and begin in old:
+        head, rest = old.split(CURVE_TITLE, 1)
+        tail = rest.split(hand_markers("curve")[1], 1)[1].lstrip("\n")
+        new = head + text + "\n\n" + block + "\n" + tail
+    else:
+        anchor = "## CPU per number" if "## CPU per number" in old else "## Plots"
+        head, tail = old.split(anchor, 1) if anchor in old else (old, "")
+        new = head + text + "\n\n" + block + "\n" + (anchor + tail if tail else "")
+    with open(path, "w") as handle:
+        handle.write(new)
+    print("\nwrote the CURVE section of %s" % path)
+    return 0
 
 
 def cpu_section(R):

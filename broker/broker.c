@@ -61,6 +61,9 @@
 #define S_RECHECK_REACH     4096    //  a worker's latest verdict publications
                                     //  re-checked when it is caught lying
 #define S_RECHECK_TURN      16      //  of those, re-checked per loop turn
+#define S_REJECT_LOG_MS     10000   //  rejected messages: a window of this long
+#define S_REJECT_LOG_BURST  10      //  logs this many of them, one line each; the
+                                    //  rest are counted and summed up in one line
 
 //  What one worker (by name, all its threads) did, for the stats.
 typedef struct {
@@ -164,6 +167,9 @@ struct _pz_broker_t {
     uint64_t results_reported [2];  //  stats.results at the last log line, snapshot
     int64_t reported_ms [2];    //  when they were made
     int64_t next_snapshot_ms;   //  when the history thread gets fresh stats
+    int64_t reject_window_ms;   //  when the current rejection log window began
+    uint64_t reject_logged;     //  rejections logged in it, one line each
+    uint64_t reject_unlogged;   //  rejections in it beyond S_REJECT_LOG_BURST
     pz_broker_stats_t stats;    //  the counters
 };
 
@@ -461,6 +467,37 @@ s_reply (pz_broker_t *self, pz_request_t *request, zsock_t *router,
         zsys_debug ("broker: reply lost (%s): peer gone?", zmq_strerror (zmq_errno ()));
 }
 
+//  Logs the count of rejections left unlogged in the window that ended, if
+//  any, and starts a new window when the current one is over. A peer that
+//  floods malformed messages must not flood the log (or the disk under it).
+static void
+s_reject_log_roll (pz_broker_t *self, int64_t now_ms)
+{
+    if (now_ms - self->reject_window_ms < S_REJECT_LOG_MS)
+        return;
+    if (self->reject_unlogged > 0)
+        zsys_warning ("broker: %" PRIu64 " more rejected messages in %d s not logged "
+                      "one by one (at most %d lines per %d s; the stats count every "
+                      "E reply)", self->reject_unlogged, S_REJECT_LOG_MS / 1000,
+                      S_REJECT_LOG_BURST, S_REJECT_LOG_MS / 1000);
+    self->reject_window_ms = now_ms;
+    self->reject_logged = self->reject_unlogged = 0;
+}
+
+//  Returns true if one more rejected message may be logged on its own line
+//  now; else counts it for the summary line of s_reject_log_roll.
+static bool
+s_reject_log_allowed (pz_broker_t *self)
+{
+    s_reject_log_roll (self, zclock_mono ());
+    if (self->reject_logged < S_REJECT_LOG_BURST) {
+        self->reject_logged++;
+        return true;
+    }
+    self->reject_unlogged++;
+    return false;
+}
+
 //  Builds one publication of count records at records (the data records,
 //  of one tag) into message, with the next sequence numbers.
 static void
@@ -534,8 +571,9 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     pz_error_t error = request->error != PZ_OK ? request->error
                      : pz_record_check (data, size, "NI");
     if (error != PZ_OK) {
-        zsys_warning ("broker: rejected source message of %zu bytes: %s",
-                      size, pz_error_str (error));
+        if (s_reject_log_allowed (self))
+            zsys_warning ("broker: rejected source message of %zu bytes: %s",
+                          size, pz_error_str (error));
         s_reply (self, request, self->source, PZ_TAG_ERROR, error);
         return;
     }
@@ -695,8 +733,9 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     pz_error_t error = request->error != PZ_OK ? request->error
                      : pz_leases_check (self->leases, data, size, &lease);
     if (error != PZ_OK) {
-        zsys_warning ("broker: rejected report of %zu bytes from worker %s: %s",
-                      size, worker->name, pz_error_str (error));
+        if (s_reject_log_allowed (self))
+            zsys_warning ("broker: rejected report of %zu bytes from worker %s: %s",
+                          size, worker->name, pz_error_str (error));
         worker->rejected++;
         s_reply (self, request, self->results, PZ_TAG_ERROR, error);
         return;
@@ -1364,6 +1403,7 @@ s_serve (pz_broker_t *self, zsock_t *router,
         if (got == 1)
             take (self, &request);
         else
+        if (s_reject_log_allowed (self))
             zsys_warning ("broker: dropped a message on the %s endpoint that is "
                           "not a request (no empty delimiter frame)",
                           router == self->source ? "source" : "results");
@@ -1508,6 +1548,7 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             s_read_subscriptions (self);
             self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
         }
+        s_reject_log_roll (self, now_ms);
         if (now_ms >= self->next_stats_ms) {
             s_log_stats (self, now_ms, false);
             self->next_stats_ms = now_ms + self->config.stats_s * 1000;
@@ -1584,6 +1625,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         if (pipe && (items [PIPE].revents & ZMQ_POLLIN) && !s_handle_pipe (self, pipe))
             break;
     }
+    self->reject_window_ms = INT64_MIN / 2;     //  sums up the last window
+    s_reject_log_roll (self, zclock_mono ());
     s_log_stats (self, zclock_mono (), true);
     return status;
 }

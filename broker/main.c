@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 //  Set by SIGHUP, read and cleared by the broker's loop: no work in the
 //  handler itself.
@@ -29,6 +30,29 @@ s_catch_hup (int signal_number)
     s_reload = 1;
 }
 
+//  Raises the soft limit on open files to the hard one: every connection,
+//  a stalled handshake's too, holds a descriptor, and at the usual soft
+//  limit of 1024 a few hundred idle peers would make accept() fail for
+//  everyone else. Logs the limit in force.
+static void
+s_raise_file_limit (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+        return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = { limit.rlim_max, limit.rlim_max };
+        if (setrlimit (RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+    }
+    if (limit.rlim_cur == RLIM_INFINITY)
+        zsys_info ("broker: open files: no limit");
+    else
+        zsys_info ("broker: open files: at most %llu (connections, stalled "
+                   "handshakes included, hold one each)",
+                   (unsigned long long) limit.rlim_cur);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -37,6 +61,7 @@ main (int argc, char *argv [])
     pz_broker_config_init (&config);
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
     int64_t heartbeat_timeout_ms = config.sockopts.heartbeat_timeout_ms;
+    int64_t handshake_ms = config.sockopts.handshake_ms;
     int verbose = 0;
     const char *retain = NULL;
     const char *stats_format = "text";
@@ -90,6 +115,10 @@ main (int argc, char *argv [])
           "ZMTP heartbeat interval on the REP endpoints (0: off)" },
         { "heartbeat-timeout-ms", 0, PZ_OPT_INT, &heartbeat_timeout_ms, 100, 3600000, "MS",
           "drop a peer silent for this long" },
+        { "handshake-ms", 0, PZ_OPT_INT, &handshake_ms, 100, 600000, "MS",
+          "drop a connection whose ZMTP (and CURVE) handshake is not done "
+          "within this: idle and stalled connections hold a socket only so "
+          "long (PROTOCOL.md, \"Security\")" },
         { "curve-cert", 0, PZ_OPT_STRING, &curve_cert, 0, 0, "FILE",
           "the broker's secret certificate (playzmq-keygen): every endpoint "
           "takes CURVE peers only, fail closed (default: none, running open)" },
@@ -136,6 +165,7 @@ main (int argc, char *argv [])
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;
     config.sockopts.heartbeat_timeout_ms = (int) heartbeat_timeout_ms;
     config.sockopts.heartbeat_ttl_ms = (int) heartbeat_timeout_ms;
+    config.sockopts.handshake_ms = (int) handshake_ms;
     pz_log_set_verbose (verbose);
     if (curve_cert && !*curve_cert)
         curve_cert = NULL;              //  PLAYZMQ_CURVE_CERT= turns it off
@@ -160,6 +190,7 @@ main (int argc, char *argv [])
         config.reload = &s_reload;
     }
 
+    s_raise_file_limit ();
     pz_broker_t *broker = pz_broker_new (&config);
     if (!broker)
         return 1;

@@ -27,6 +27,7 @@
 #define S_LOG_EVERY_MS  10000       //  the same refusal is logged this often
 #define S_MONITORS      5
 #define S_SUSPECT_MS    3000        //  two broken handshakes this close: refused
+#define S_TABLE_MAX     4096        //  peers remembered for the log, at most
 
 typedef struct {
     int role;                   //  PZ_ROLE_* of the certificate
@@ -253,6 +254,33 @@ typedef struct {
     int refused;                //  handshakes refused (ZAP and monitors)
 } s_actor_t;
 
+//  Bounds a table of "domain peer" -> time (logged, suspects): once it
+//  holds S_TABLE_MAX entries, those whose time is before cutoff go, and if
+//  that leaves more than half, all of them (a peer may then be logged once
+//  more), so the scan comes at most once every S_TABLE_MAX / 2 new peers.
+//  Every address of an IPv6 /64 would otherwise add its own entry.
+static void
+s_table_bound (zhashx_t *table, int64_t cutoff)
+{
+    if (zhashx_size (table) < S_TABLE_MAX)
+        return;
+    zlistx_t *keys = zhashx_keys (table);
+    for (const char *key = (const char *) zlistx_first (keys); key;
+         key = (const char *) zlistx_next (keys)) {
+        int64_t *time = (int64_t *) zhashx_lookup (table, key);
+        if (time && *time < cutoff)
+            zhashx_delete (table, key);
+    }
+    zlistx_destroy (&keys);
+    size_t kept = zhashx_size (table);
+    if (kept > S_TABLE_MAX / 2) {
+        zhashx_purge (table);
+        kept = 0;
+    }
+    if (pz_log_verbose ())
+        zsys_debug ("zap: %d peers remembered for the log: kept %zu", S_TABLE_MAX, kept);
+}
+
 //  Logs a refusal, at most once every S_LOG_EVERY_MS per domain and peer.
 static void
 s_log_refusal (s_actor_t *self, const char *domain, const char *address,
@@ -266,6 +294,7 @@ s_log_refusal (s_actor_t *self, const char *domain, const char *address,
         zsys_warning ("zap: refused %s on the %s endpoint: %s, key %s", address,
                       domain, reason, key ? key : "none");
         if (!next) {
+            s_table_bound (self->logged, now);
             next = (int64_t *) zmalloc (sizeof (int64_t));
             assert (next);
             zhashx_insert (self->logged, which, next);
@@ -413,6 +442,7 @@ s_handle_monitor (s_actor_t *self, int index)
                                "closed in mid-handshake, again (not CURVE: plaintext?)");
             else {
                 if (!first) {
+                    s_table_bound (self->suspects, now - S_SUSPECT_MS);
                     first = (int64_t *) zmalloc (sizeof (int64_t));
                     assert (first);
                     zhashx_insert (self->suspects, which, first);
@@ -459,6 +489,12 @@ pz_zap_actor (zsock_t *pipe, void *args)
         self.monitors [index] = zsock_new (ZMQ_PAIR);
         assert (self.monitors [index]);
         zsock_set_linger (self.monitors [index], 0);
+        //  No high-water mark: libzmq sends monitor events with a blocking
+        //  send from the broker's I/O thread, which would stop serving
+        //  every connection whenever this thread fell 1,000 events behind
+        //  (2,000 stalled handshakes timing out together make 4,000).
+        //  An inproc pipe has no limit when the connecting side sets none.
+        zsock_set_rcvhwm (self.monitors [index], 0);
         zsock_connect (self.monitors [index], "%s%s", PZ_SOCK_MONITOR_PREFIX,
                        s_domains [index]);
         zpoller_add (poller, self.monitors [index]);

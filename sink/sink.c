@@ -102,6 +102,7 @@ struct _pz_sink_t {
     int64_t history_oldest;     //  oldest seq history holds, last reply; 0: unknown
     int64_t history_next;       //  A next of the last reply
     int64_t history_last [S_TAGS];  //  T last per tag, last reply
+    int64_t trailing_last [S_TAGS]; //  T last per tag at the previous idle check
     int64_t fill_limit [S_TAGS];    //  a fill accounts tag-seqs up to this itself
     int64_t fill_upto [S_TAGS];     //  messages printed from history up to fill_limit
     s_pending_t pending;        //  gaps not reported yet
@@ -943,7 +944,10 @@ s_fill_gap (pz_sink_t *self, int slot, const pz_publication_t *publication)
 
 //  Asks history for its status when no live message came for a while and
 //  fills what the tags missed at the end of a run (its T last is beyond
-//  the last printed); what history does not hold is lost.
+//  the last printed); what history does not hold is lost, once two checks
+//  in a row showed it: the broker counts a publication in history just
+//  before it sends it, so a status can overtake the message itself, which
+//  would then be dropped as printed already.
 static void
 s_fill_trailing (pz_sink_t *self)
 {
@@ -980,6 +984,11 @@ s_fill_trailing (pz_sink_t *self)
         self->fill_upto [slot] = 0;
     }
     behind [behind_count] = '\0';
+    int64_t previous [S_TAGS];
+    for (int slot = 0; slot < S_TAGS; slot++) {
+        previous [slot] = self->trailing_last [slot];
+        self->trailing_last [slot] = self->history_last [slot];
+    }
     if (behind_count == 0)
         return;
     bool answered = s_fill (self, behind, from, 0);
@@ -994,8 +1003,8 @@ s_fill_trailing (pz_sink_t *self)
         int64_t missed = limit - tag_seq_before [slot];
         int64_t filled = self->fill_upto [slot];
         int64_t seq_low = seq_before [slot] + 1;
-        if (!answered || self->stopped || zsys_interrupted)
-            missed = filled;        //  not reached is not lost (yet)
+        if (!answered || self->stopped || zsys_interrupted || limit > previous [slot])
+            missed = filled;        //  not reached, or maybe on its way: not lost (yet)
         else
         if (track->tag_seq < limit) {
             //  Gone: the position moves past them, so that one still on its

@@ -16,7 +16,9 @@
     revealed the gap. What history no longer holds is counted as lost and
     reported on stderr (one line a second at most); with `strict` a loss
     ends the run. When no message came for idle_ms, a status request tells
-    it whether it missed the last messages of a run. So a slow sink ends
+    it whether it missed the last messages of a run (what history cannot
+    serve counts as lost once two such requests in a row showed it: the
+    status can overtake a message still on its way). So a slow sink ends
     late, but complete, and never slows the pipeline.
 
     `from` starts from history (all, or a sequence number) before going on
