@@ -20,6 +20,7 @@ and the ratios the performance issue targets, and writes docs/PERFORMANCE.md
     python3 bench/pipeline.py --repeat 1 --scale 0.02 --no-profile --no-doc   # smoke, ~1-2 min
     python3 bench/pipeline.py --only curve    # CURVE on/off only, ~1-2 minutes: rewrites
                                               # only that section of docs/PERFORMANCE.md
+    python3 bench/pipeline.py --only audit    # the audit off and at its default, likewise
 
 The programs are taken from --build, or $PZ_BUILD_DIR (as tests/harness.py),
 or build/.
@@ -65,6 +66,8 @@ T_REPLAY = 10e6                 # verdicts/s read back from the journal
 T_CURVE_RATIO = 0.7             # CURVE on / off at batch 1024
 CURVE_BATCHES = (1024, 1)       # the CURVE pairs: (batch, count) from these
 CURVE_DEEP_PIPELINE = 32        # and CURVE at batch 1024 with this source --pipeline
+T_AUDIT_RATIO = 0.95            # the default --audit / --audit 0: at most 5 % of throughput
+AUDIT_BATCHES = (1024, 1)       # the audit pairs, shaped as the CURVE ones
 
 # What each configuration sends; --scale multiplies every count. Batch 1024
 # sends the same count (and seed) to both, so their primes must agree.
@@ -430,11 +433,12 @@ class Bench:
 
     def ours(self, batch, workers, sources, count_each, pipeline=1, sink=True,
              label=None, profile=None, broker_args=(), threads=1, publish_hwm=0,
-             journal=None, sink_format="none", defaults=False, kind="ours", curve=None):
+             journal=None, sink_format="none", defaults=False, kind="ours", curve=None,
+             audit=None):
         """One run of the real programs. Returns a dict of figures.
 
         curve: the flags of each program for CURVE, a dict from Bench.keys()
-        (None: plaintext).
+        (None: plaintext). audit: the broker's --audit (None: its default).
         journal: a directory for the broker's --journal. sink_format: the
         measuring sink's --format; unless none, the sink writes to a file
         whose lines are counted. defaults: no tuning flag on any program (as the
@@ -449,6 +453,8 @@ class Bench:
             broker_args = tuple(broker_args) + ("--publish-hwm", publish_hwm)
         if journal:
             broker_args = tuple(broker_args) + ("--journal", journal)
+        if audit is not None:
+            broker_args = tuple(broker_args) + ("--audit", audit)
         keys = curve or {"broker": [], "source": [], "worker": [], "sink": []}
         broker_args = tuple(broker_args) + tuple(keys["broker"])
         total = count_each * sources
@@ -665,6 +671,19 @@ class Bench:
                 add("curve-on-k1024-p%d" % CURVE_DEEP_PIPELINE, self.ours(
                     batch, 2, 1, count, CURVE_DEEP_PIPELINE, kind="curve-on",
                     curve=self.keys()))
+
+    def audit_pairs(self, add):
+        """The audit off (--audit 0) then at its default, side by side, at
+        each of AUDIT_BATCHES, shaped as curve_pairs runs them."""
+        for batch in AUDIT_BATCHES:
+            if batch == 1:
+                count, pipeline = self.count(COUNT_REQREP), 1
+            else:
+                count, pipeline = self.count(COUNT_BATCH_OURS[batch]), SOURCE_PIPELINE
+            add("audit-off-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
+                                                   kind="audit-off", audit=0))
+            add("audit-on-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
+                                                  kind="audit-on"))
 
     # --- bare -------------------------------------------------------------
 
@@ -1059,9 +1078,10 @@ def main():
                         help="print only; do not write docs/PERFORMANCE.md and plots")
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs"),
                         help="where PERFORMANCE.md and the plots go (default: docs)")
-    parser.add_argument("--only", choices=("curve",),
+    parser.add_argument("--only", choices=("curve", "audit"),
                         help="run only these rows (curve: CURVE on and off at batch 1024 "
-                             "and 1) and rewrite only their section of PERFORMANCE.md")
+                             "and 1; audit: --audit 0 and the default at batch 1024 and 1) "
+                             "and rewrite only their section of PERFORMANCE.md")
     options = parser.parse_args()
 
     command = "python3 bench/pipeline.py" + "".join(
@@ -1080,6 +1100,8 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     if options.only == "curve":
         return main_curve(options, bench, command)
+    if options.only == "audit":
+        return main_audit(options, bench, command)
 
     kinds = ("broker", "worker", "source", "sink", "bare", "primality")
     built = {kind: os.path.getmtime(bench.exe(kind)) for kind in kinds
@@ -1168,8 +1190,9 @@ def main():
                     1024, workers, 1, bench.count(COUNT_BATCH_OURS[1024]), SOURCE_PIPELINE))
                 add("bare-w%d" % workers, bench.bare_pipeline(
                     1024, workers, bench.count(COUNT_BATCH_BARE[1024])))
-            # CURVE off and on, side by side.
+            # CURVE off and on, side by side; the audit off and at its default.
             bench.curve_pairs(add)
+            bench.audit_pairs(add)
             # (4) many sources: the broker's memory.
             # The broker's own defaults here, bounded publish queue included.
             add("ours-rss", bench.ours(1024, 2, 16, bench.count(COUNT_RSS_EACH), 4,
@@ -1346,6 +1369,7 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
         ("journal", "## The journal (`--journal`): on and off\n\n"
          + journal_section(R, g, journal)),
         ("curve", curve_section(R, g)),
+        ("audit", audit_section(R, g)),
         ("cpu", "## CPU per number: broker and workers\n\n" + cpu_section(R)),
         ("sinks", "## Sinks printing every verdict to a file, at full rate\n\n"
          + sinks_section(R, g)),
@@ -1539,9 +1563,62 @@ def curve_section(R, g):
     ])
 
 
+AUDIT_TITLE = "## The audit (`--audit`): its cost at the default"
+
+
+def audit_section(R, g):
+    """The audit section, its title included: each batch's pair of runs,
+    --audit 0 then the default, and their ratio."""
+    f2, f3 = "%.2f".__mod__, "%.3f".__mod__
+    rows = []
+    for batch in AUDIT_BATCHES:
+        off, on = "audit-off-k%d" % batch, "audit-on-k%d" % batch
+        for title, name in (("`--audit 0`", off), ("default (0.01, at least 1 per report)", on)):
+            rows.append(["%d" % batch, title, spread(g(name)), spread(g(name, "source_rate")),
+                         spread(g(name, "ack_p50_ms"), f3 if batch == 1 else f2),
+                         spread(g(name, "ack_p99_ms"), f3 if batch == 1 else f2),
+                         cpu_fmt(R.get(name, []))])
+        rows.append(["%d" % batch, "**ratio default / off** (paired)",
+                     "**%s**" % spread(ratios(R.get(on, []), R.get(off, [])), ratio_fmt),
+                     spread(ratios(R.get(on, []), R.get(off, []), "source_rate",
+                                   "source_rate"), ratio_fmt), "", "", ""])
+    ratio = ratios(R.get("audit-on-k1024", []), R.get("audit-off-k1024", []))
+    ratio1 = ratios(R.get("audit-on-k1", []), R.get("audit-off-k1", []), "source_rate",
+                    "source_rate")
+    return "\n\n".join([
+        AUDIT_TITLE,
+        "The broker tests a sample of every report again before publishing it "
+        "(proto/PROTOCOL.md, \"Audit\"): at the default 1 %% of the records and at least "
+        "one per report, so at batch 1 every record. The same runs with the audit off "
+        "(`--audit 0`) and at its default (no flag), side by side in each repeat, shaped "
+        "as the CURVE pairs: batch 1024 as table (1), batch 1 as table (2). Target: the "
+        "default costs at most 5 %% of throughput (ratio ≥ %.2f): batch 1024 %s (%s), "
+        "batch 1 %s (%s)."
+        % (T_AUDIT_RATIO, spread(ratio, ratio_fmt), verdict(med(ratio), T_AUDIT_RATIO),
+           spread(ratio1, ratio_fmt), verdict(med(ratio1), T_AUDIT_RATIO)),
+        table(["--batch", "broker", "numbers/s end to end", "source acked/s", "ack p50 ms",
+               "ack p99 ms", "CPU, % of one core (median)"], rows),
+        "Commands (the default; `--audit 0` adds that flag to the broker), batch 1024 "
+        "then batch 1:\n\n%s\n\n%s" % (commands_md(R, "audit-on-k1024"),
+                                          commands_md(R, "audit-on-k1")),
+    ])
+
+
+def main_audit(options, bench, command):
+    """--only audit: the audit pairs, and their section of PERFORMANCE.md."""
+    return main_only(options, bench, command, bench.audit_pairs, audit_section,
+                     AUDIT_TITLE, "audit")
+
+
 def main_curve(options, bench, command):
-    """--only curve: the CURVE pairs, printed, and their section of
-    PERFORMANCE.md (and nothing else in it) rewritten."""
+    """--only curve: the CURVE pairs, and their section of PERFORMANCE.md."""
+    return main_only(options, bench, command, bench.curve_pairs, curve_section,
+                     CURVE_TITLE, "curve")
+
+
+def main_only(options, bench, command, pairs, section, title, key):
+    """--only KEY: runs pairs, prints them, and rewrites their section of
+    PERFORMANCE.md (and nothing else in it)."""
     R = {}
 
     def add(name, run):
@@ -1553,7 +1630,7 @@ def main_curve(options, bench, command):
                 print("budget: stopping before repeat %d" % (rep + 1), flush=True)
                 break
             print("repeat %d of %d" % (rep + 1, options.repeat), flush=True)
-            bench.curve_pairs(add)
+            pairs(add)
     except KeyboardInterrupt:
         print("interrupted: stopping every process started", flush=True)
         Proc.stop_all()
@@ -1564,7 +1641,7 @@ def main_curve(options, bench, command):
     g = lambda name, key="rate": good(R.get(name, []), key)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info(bench)
-    text = curve_section(R, g) + "\n\n" + (
+    text = section(R, g) + "\n\n" + (
         "Measured on %s by `%s` (%s, %d cores, load average at the start %s)."
         % (date, command, machine["cpu"], machine["cores"], machine["load"]))
     errors = [describe(run) for runs in R.values() for run in runs if run.get("error")]
@@ -1577,11 +1654,11 @@ def main_curve(options, bench, command):
     path = os.path.join(options.docs, "PERFORMANCE.md")
     with open(path) as handle:
         old = handle.read()
-    begin, _ = hand_markers("curve")
-    block = hand_block(old, "curve", "*(Not written yet: what the figures above say.)*\n")
-    if CURVE_TITLE in old and begin in old:
-        head, rest = old.split(CURVE_TITLE, 1)
-        tail = rest.split(hand_markers("curve")[1], 1)[1].lstrip("\n")
+    begin, _ = hand_markers(key)
+    block = hand_block(old, key, "*(Not written yet: what the figures above say.)*\n")
+    if title in old and begin in old:
+        head, rest = old.split(title, 1)
+        tail = rest.split(hand_markers(key)[1], 1)[1].lstrip("\n")
         new = head + text + "\n\n" + block + "\n" + tail
     else:
         anchor = "## CPU per number" if "## CPU per number" in old else "## Plots"
@@ -1589,7 +1666,7 @@ def main_curve(options, bench, command):
         new = head + text + "\n\n" + block + "\n" + (anchor + tail if tail else "")
     with open(path, "w") as handle:
         handle.write(new)
-    print("\nwrote the CURVE section of %s" % path)
+    print("\nwrote the %s section of %s" % (key, path))
     return 0
 
 
