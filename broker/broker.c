@@ -817,11 +817,14 @@ s_publish (pz_broker_t *self, zmq_msg_t *message)
 }
 
 //  Remembers the seqs of a verdict's publications in its worker's ring,
-//  for a re-check if the worker is caught lying later.
+//  for a re-check if the worker is caught lying later. A verdict its worker
+//  was caught lying after it was taken (it waited for its sync meanwhile)
+//  is queued for the re-check at once: the ring was read already.
 static void
-s_remember_verdicts (s_item_t *item)
+s_remember_verdicts (pz_broker_t *self, s_item_t *item, int64_t now_ms)
 {
     s_worker_t *worker = item->worker;
+    bool caught = worker->wrong > 0 && now_ms < worker->cut_off_until_ms;
     if (!worker->recent_seqs) {
         worker->recent_seqs = (int64_t *) malloc (S_RECHECK_REACH * sizeof (int64_t));
         assert (worker->recent_seqs);
@@ -832,6 +835,13 @@ s_remember_verdicts (s_item_t *item)
             continue;
         const uint8_t *trailer = (const uint8_t *) zmq_msg_data (&item->publications [which])
                                + size - PZ_TRAILER_SIZE;
+        if (caught) {
+            int64_t *seq = (int64_t *) malloc (sizeof (int64_t));
+            assert (seq);
+            *seq = pz_record_value (trailer);
+            zlistx_add_end (self->rechecks, seq);
+            continue;
+        }
         worker->recent_seqs [worker->recent_next] = pz_record_value (trailer);
         worker->recent_next = (worker->recent_next + 1) % S_RECHECK_REACH;
         if (worker->recent_count < S_RECHECK_REACH)
@@ -866,7 +876,7 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     else
     if (item->kind == S_VERDICT) {
         if (self->journal)
-            s_remember_verdicts (item);
+            s_remember_verdicts (self, item, now_ms);
         s_publish (self, &item->publications [0]);
         s_publish (self, &item->publications [1]);
         pz_leases_complete (self->leases, item->lease);
