@@ -29,12 +29,14 @@ pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *public
     if (records < 3)
         return PZ_ERR_TAG_REFUSED;      //  no room for data and a trailer
     char tag = pz_record_tag (data);
-    if (tag != PZ_TAG_NUMBER && tag != PZ_TAG_PRIME && tag != PZ_TAG_COMPOSITE)
+    if (pz_publication_tag_index (tag) < 0)
         return PZ_ERR_TAG_REFUSED;
     size_t count = records - 2;
     for (size_t index = 1; index < count; index++)
         if (pz_record_tag (data + index * PZ_RECORD_SIZE) != tag)
             return PZ_ERR_TAG_REFUSED;
+    if (tag == PZ_TAG_RANGE && count != PZ_ANNOUNCEMENT_RECORDS)
+        return PZ_ERR_TAG_REFUSED;      //  an announcement is R lo, R hi, R count
     const uint8_t *trailer = data + count * PZ_RECORD_SIZE;
     if (pz_record_tag (trailer) != PZ_TAG_SEQ
     ||  pz_record_tag (trailer + PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ)

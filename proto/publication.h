@@ -22,16 +22,20 @@
 #define PZ_PUBLICATION_MAX      (PZ_RECORD_SIZE * PZ_RECORDS_MAX + PZ_TRAILER_SIZE)
 
 //  The tags a publication's data records may have.
-#define PZ_TAGS_PUBLISHED       "NPC"
+#define PZ_TAGS_PUBLISHED       "NPCR"
+#define PZ_PUBLISHED_TAGS       4       //  strlen (PZ_TAGS_PUBLISHED)
+
+//  Records in an R announcement: R lo, R hi, R count (proto/PROTOCOL.md).
+#define PZ_ANNOUNCEMENT_RECORDS 3
 
 //  Returns the index of a published tag in PZ_TAGS_PUBLISHED (N 0, P 1,
-//  C 2), or -1 for any other byte: for what is kept per tag (tag-seqs,
-//  counters).
+//  C 2, R 3), or -1 for any other byte: for what is kept per tag
+//  (tag-seqs, counters).
 static inline int
 pz_publication_tag_index (char tag)
 {
     return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1
-         : tag == PZ_TAG_COMPOSITE ? 2 : -1;
+         : tag == PZ_TAG_COMPOSITE ? 2 : tag == PZ_TAG_RANGE ? 3 : -1;
 }
 
 //  A publication, as read by pz_publication_parse. data points into the
