@@ -39,6 +39,7 @@
 #include "journal.h"
 #include "leases.h"
 #include "publication.h"
+#include "ranges.h"
 #include "recent.h"
 #include "request.h"
 #include "zap.h"
@@ -72,8 +73,9 @@ typedef struct {
 typedef enum {
     S_ACCEPT,                   //  a source request accepted, if the commit works
     S_VERDICT,                  //  a first valid report, if the commit works
-    S_ECHO                      //  a retried request or a repeated report whose
+    S_ECHO,                     //  a retried request or a repeated report whose
                                 //  first copy is in this batch: same fate
+    S_PIECE                     //  a first valid report of a piece of a range
 } s_kind_t;
 
 typedef struct {
@@ -82,12 +84,18 @@ typedef struct {
     bool from_source;           //  on the source endpoint (else results)
     bool has_id;                //  S_ACCEPT: it began with an I record
     int64_t request_id;         //  S_ACCEPT: that record's value
-    size_t count;               //  numbers in it, for the A record
+    size_t count;               //  records in it, for the A record (a range
+                                //  is two; a piece report: numbers in the piece)
     int64_t seq;                //  S_ACCEPT: sequence number of its N publication
+    size_t ranges;              //  S_ACCEPT: ranges in it
+    int64_t range_key;          //  S_ACCEPT: key of its first range
+    pz_piece_t *piece;          //  S_PIECE: the piece
     pz_lease_t *lease;          //  S_VERDICT, S_ECHO of a report: the dispatch
     s_worker_t *worker;         //  a report's sender
     bool answered;              //  a report acknowledged once written
-    zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if none)
+    zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if
+                                //  none); S_PIECE: [0] its P publications and
+                                //  an R announcement, one after another
 } s_item_t;
 
 //  Requests and reports written to the journal together and settled
@@ -98,9 +106,9 @@ typedef struct {
     size_t count;               //  items in use
     uint64_t numbers;           //  numbers accepted in it
     int64_t seq_before;         //  next_seq before its first item
-    int64_t tag_seq_before [3]; //  tag_seq before its first item
+    int64_t tag_seq_before [PZ_PUBLISHED_TAGS];    //  tag_seq before its first item
     int64_t seq_after;          //  next_seq after its last item
-    int64_t tag_seq_after [3];  //  tag_seq after its last item
+    int64_t tag_seq_after [PZ_PUBLISHED_TAGS];     //  tag_seq after its last item
     uint64_t ticket;            //  its write's number: durable once a sync
                                 //  of that ticket or a later one is done
 } s_batch_t;
@@ -120,11 +128,12 @@ struct _pz_broker_t {
     bool shared_ready;          //  shared's lock and snapshot exist
     pz_journal_t *journal;      //  what was accepted and decided, or NULL
     pz_leases_t *leases;        //  dispatches waiting for workers or leased
+    pz_ranges_t *ranges;        //  accepted ranges and their pieces
     pz_recent_t *recent;        //  acks of recent request ids
     zhashx_t *workers;          //  worker name -> s_worker_t, owns them
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
-    int64_t tag_seq [3];        //  last tag-seq of N, P, C published
+    int64_t tag_seq [PZ_PUBLISHED_TAGS];   //  last tag-seq of N, P, C, R published
     s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
                                 //  for its sync, if any, then the one
                                 //  being filled
@@ -173,6 +182,8 @@ pz_broker_config_init (pz_broker_config_t *config)
         .max_messages = 16384,
         .lease_ms = 5000,
         .coalesce_ms = 10,
+        .range_lease = PZ_RANGES_PIECE_DEFAULT,
+        .range_inflight = PZ_RANGES_INFLIGHT_DEFAULT,
         .drain_ms = 1000,
         .stats_s = 10,
         .recent_requests = 65536,
@@ -263,6 +274,8 @@ pz_broker_new (const pz_broker_config_t *config)
                               % ((UINT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1));
     self->leases = pz_leases_new (incarnation << S_SEQUENCE_BITS,
                                   config->lease_ms, config->coalesce_ms);
+    self->ranges = pz_ranges_new (incarnation << S_SEQUENCE_BITS, config->lease_ms,
+                                  config->range_lease, config->range_inflight);
     self->recent = pz_recent_new ((size_t) config->recent_requests);
     self->workers = zhashx_new ();
     assert (self->workers);
@@ -323,7 +336,7 @@ pz_broker_new (const pz_broker_config_t *config)
         //  the new connection takes it over.
         zsock_set_router_handover (self->results, 1);
         atomic_store (&self->shared.durable_seq, self->next_seq - 1);
-        for (int index = 0; index < 3; index++)
+        for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
             atomic_store (&self->shared.tag_seq [index], self->tag_seq [index]);
         atomic_store (&self->shared.tick_ms, zclock_mono ());
         self->shared.stats_json = strdup ("{}");
@@ -381,6 +394,7 @@ pz_broker_destroy (pz_broker_t **self_p)
     zhashx_destroy (&self->workers);
     pz_recent_destroy (&self->recent);
     pz_leases_destroy (&self->leases);
+    pz_ranges_destroy (&self->ranges);
     for (int index = 0; index < S_ENDPOINTS; index++) {
         zstr_free (&self->endpoints [index]);
         zstr_free (&self->binds [index]);
@@ -468,6 +482,122 @@ s_batch_add (pz_broker_t *self, pz_request_t *request, bool from_source, s_kind_
 
 
 //  --------------------------------------------------------------------------
+//  Ranges (ranges.h): the hooks of the request and report paths.
+
+//  Builds the N publication of an accepted request that holds ranges (its
+//  N records only, none if it has none) and reserves its ranges' keys.
+static void
+s_take_ranges (pz_broker_t *self, s_item_t *item, const uint8_t *records,
+               size_t count, size_t ranges)
+{
+    item->ranges = ranges;
+    item->range_key = pz_ranges_reserve_keys (self->ranges, ranges);
+    size_t numbers = count - 2 * ranges;
+    if (numbers > 0) {
+        uint8_t *gathered = (uint8_t *) malloc (numbers * PZ_RECORD_SIZE);
+        assert (gathered);
+        size_t used = 0;
+        for (size_t index = 0; index < count; index++)
+            if (pz_record_tag (records + index * PZ_RECORD_SIZE) == PZ_TAG_NUMBER)
+                memcpy (gathered + PZ_RECORD_SIZE * used++,
+                        records + index * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+        s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
+                             gathered, numbers);
+        free (gathered);
+    }
+    if (self->journal)
+        pz_journal_ranges (self->journal, item->request_id, (int64_t) count,
+                           item->range_key, records, count);
+}
+
+//  Hands an accepted request's ranges to pz_ranges, once it is durable.
+static void
+s_settle_ranges (pz_broker_t *self, s_item_t *item, const uint8_t *records)
+{
+    int64_t key = item->range_key;
+    for (size_t index = 0; index < item->count; index++) {
+        const uint8_t *record = records + index * PZ_RECORD_SIZE;
+        char tag = pz_record_tag (record);
+        if (tag == PZ_TAG_RANGE || tag == PZ_TAG_RANGE_COUNT) {
+            pz_ranges_add (self->ranges, key++, tag, pz_record_value (record),
+                           pz_record_value (record + PZ_RECORD_SIZE));
+            index++;
+        }
+    }
+}
+
+//  Takes a piece report (I id R lo R hi P..., or Q) into the batch, or
+//  answers it at once: its primes go out as P publications of at most
+//  PZ_RECORDS_MAX, and if it finishes its range, the R announcement.
+static void
+s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker)
+{
+    const uint8_t *data = pz_request_data (request);
+    size_t size = pz_request_size (request);
+    pz_piece_t *piece = NULL;
+    bool reported = false;
+    pz_error_t error = request->error != PZ_OK ? request->error
+                     : pz_ranges_check (self->ranges, data, size, &piece, &reported);
+    if (error != PZ_OK) {
+        zsys_warning ("broker: rejected piece report of %zu bytes from worker %s: %s",
+                      size, worker->name, pz_error_str (error));
+        worker->rejected++;
+        s_reply (self, request, self->results, PZ_TAG_ERROR, error);
+        return;
+    }
+    size_t peer_size;
+    const uint8_t *peer = pz_request_peer (request, &peer_size);
+    pz_ranges_seen (self->ranges, peer, peer_size, zclock_mono ());
+    int64_t ack = (int64_t) (size / PZ_RECORD_SIZE - 1);
+    if (!piece) {
+        worker->duplicates++;
+        s_reply (self, request, self->results, PZ_TAG_ACK, ack);
+        return;
+    }
+    s_item_t *item = s_batch_add (self, request, false, reported ? S_ECHO : S_PIECE);
+    item->count = (size_t) ack;
+    item->worker = worker;
+    if (reported)
+        return;                 //  answered as its first copy is
+    item->piece = piece;
+    data = pz_request_data (&item->request);
+    size_t records = size / PZ_RECORD_SIZE;
+    bool counted = pz_piece_tag (piece) == PZ_TAG_RANGE_COUNT;
+    size_t primes = counted ? 0 : records - 3;
+    int64_t count = counted ? pz_record_value (data + 3 * PZ_RECORD_SIZE) : (int64_t) primes;
+    pz_range_done_t done;
+    bool finishes = pz_ranges_report (self->ranges, piece, count, &done);
+    size_t messages = (primes + PZ_RECORDS_MAX - 1) / PZ_RECORDS_MAX;
+    size_t total = primes * PZ_RECORD_SIZE + messages * PZ_TRAILER_SIZE
+                 + (finishes ? PZ_ANNOUNCEMENT_RECORDS * PZ_RECORD_SIZE + PZ_TRAILER_SIZE : 0);
+    zmq_msg_t *message = &item->publications [0];
+    zmq_msg_close (message);
+    zmq_msg_init_size (message, total);
+    uint8_t *cursor = (uint8_t *) zmq_msg_data (message);
+    for (size_t first = 0; first < primes; first += PZ_RECORDS_MAX) {
+        size_t chunk = primes - first < PZ_RECORDS_MAX ? primes - first : PZ_RECORDS_MAX;
+        memcpy (cursor, data + (3 + first) * PZ_RECORD_SIZE, chunk * PZ_RECORD_SIZE);
+        cursor += chunk * PZ_RECORD_SIZE;
+        pz_publication_trailer (cursor, self->next_seq++,
+                                ++self->tag_seq [pz_publication_tag_index (PZ_TAG_PRIME)]);
+        cursor += PZ_TRAILER_SIZE;
+    }
+    if (finishes) {
+        pz_record_encode (cursor, PZ_TAG_RANGE, done.lo);
+        pz_record_encode (cursor + PZ_RECORD_SIZE, PZ_TAG_RANGE, done.hi);
+        pz_record_encode (cursor + 2 * PZ_RECORD_SIZE, PZ_TAG_RANGE, done.count);
+        cursor += PZ_ANNOUNCEMENT_RECORDS * PZ_RECORD_SIZE;
+        pz_publication_trailer (cursor, self->next_seq++,
+                                ++self->tag_seq [pz_publication_tag_index (PZ_TAG_RANGE)]);
+    }
+    if (self->journal)
+        pz_journal_piece (self->journal, pz_piece_key (piece), pz_piece_tag (piece),
+                          pz_piece_lo (piece), pz_piece_hi (piece), count,
+                          (const uint8_t *) zmq_msg_data (message), total);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Takes one source request into the batch, or answers it at once.
 
 static void
@@ -476,7 +606,13 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     const uint8_t *data = pz_request_data (request);
     size_t size = pz_request_size (request);
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_record_check (data, size, "NI");
+                     : pz_record_check (data, size, "NIRQ");
+    bool has_id = error == PZ_OK && pz_record_tag (data) == PZ_TAG_ID;
+    size_t count = error == PZ_OK ? size / PZ_RECORD_SIZE - (has_id ? 1 : 0) : 0;
+    size_t ranges = 0;
+    if (error == PZ_OK)
+        error = pz_ranges_check_request (data + (has_id ? PZ_RECORD_SIZE : 0),
+                                         count, &ranges);
     if (error != PZ_OK) {
         zsys_warning ("broker: rejected source message of %zu bytes: %s",
                       size, pz_error_str (error));
@@ -484,7 +620,6 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
         return;
     }
     //  An optional leading I record names the request, for safe retries.
-    bool has_id = pz_record_tag (data) == PZ_TAG_ID;
     int64_t request_id = has_id ? pz_record_value (data) : 0;
     int64_t acked;
     if (has_id && pz_recent_lookup (self->recent, request_id, &acked)) {
@@ -492,21 +627,27 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->source, PZ_TAG_ACK, acked);
         return;
     }
-    size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
     s_item_t *first = has_id ? s_find_waiting (self, request_id, NULL) : NULL;
     s_item_t *item = s_batch_add (self, request, true, first ? S_ECHO : S_ACCEPT);
     item->count = count;
     if (first)
         return;                 //  answered as its first copy is
     data = pz_request_data (&item->request);    //  moved with the frames
+    const uint8_t *records = data + (has_id ? PZ_RECORD_SIZE : 0);
     item->has_id = has_id;
     item->request_id = request_id;
     item->seq = self->next_seq;
-    s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
-                         data + (has_id ? PZ_RECORD_SIZE : 0), count);
-    s_current (self)->numbers += count;
-    if (self->journal)
-        pz_journal_accept (self->journal, request_id,
+    size_t numbers = count - 2 * ranges;
+    if (ranges > 0)
+        s_take_ranges (self, item, records, count, ranges);
+    else
+        s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
+                             records, count);
+    s_current (self)->numbers += numbers;
+    //  The request id goes with the ranges' entry when there are ranges, so
+    //  that a retry is answered with the count of every record.
+    if (self->journal && numbers > 0)
+        pz_journal_accept (self->journal, ranges ? 0 : request_id,
                            (const uint8_t *) zmq_msg_data (&item->publications [0]),
                            zmq_msg_size (&item->publications [0]));
 }
@@ -567,8 +708,17 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     size_t size = pz_request_size (request);
     pz_lease_t *lease = NULL;
     s_worker_t *worker = s_worker_of (self, request);
+    if (size >= 2 * PZ_RECORD_SIZE
+    &&  (pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE
+    ||   pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT)) {
+        s_take_piece (self, request, worker);
+        return;
+    }
     pz_error_t error = request->error != PZ_OK ? request->error
                      : pz_leases_check (self->leases, data, size, &lease);
+    //  A piece's id on a report of numbers: issued, but not for this.
+    if (error == PZ_ERR_UNKNOWN_ID && pz_ranges_issued (self->ranges, pz_record_value (data)))
+        error = PZ_ERR_MISMATCH;
     if (error != PZ_OK) {
         zsys_warning ("broker: rejected report of %zu bytes from worker %s: %s",
                       size, worker->name, pz_error_str (error));
@@ -642,6 +792,25 @@ s_publish (pz_broker_t *self, zmq_msg_t *message)
         self->stats.published++;
 }
 
+//  Publishes every publication in a message that holds several, one after
+//  another (a piece's P publications and R announcement), each as its own.
+static void
+s_publish_all (pz_broker_t *self, zmq_msg_t *message)
+{
+    const uint8_t *data = (const uint8_t *) zmq_msg_data (message);
+    size_t left = zmq_msg_size (message);
+    size_t size;
+    while (left > 0 && (size = pz_publication_next (data, left)) > 0) {
+        zmq_msg_t one;
+        zmq_msg_init_size (&one, size);
+        memcpy (zmq_msg_data (&one), data, size);
+        s_publish (self, &one);
+        zmq_msg_close (&one);
+        data += size;
+        left -= size;
+    }
+}
+
 //  Carries out one item of a committed batch: acknowledge, publish, and
 //  hand over to the leases or complete the dispatch.
 static void
@@ -651,7 +820,14 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     if (item->kind == S_ACCEPT) {
         const uint8_t *data = pz_request_data (&item->request);
         const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
-        pz_leases_add (self->leases, records, item->count, item->seq, now_ms);
+        //  The N records, gathered in the publication (before it is sent).
+        size_t numbers = item->count - 2 * item->ranges;
+        if (numbers > 0)
+            pz_leases_add (self->leases,
+                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
+                           numbers, item->seq, now_ms);
+        if (item->ranges > 0)
+            s_settle_ranges (self, item, records);
         if (item->request_id)       //  an id of 0 names nothing to remember
             pz_recent_store (self->recent, item->request_id, (int64_t) item->count);
         self->stats.accepted += item->count;
@@ -667,6 +843,14 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
         pz_leases_complete (self->leases, item->lease);
         self->stats.results += item->count;
         item->worker->numbers += item->count;
+        item->worker->reports++;
+        if (!item->answered)
+            s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
+    }
+    else
+    if (item->kind == S_PIECE) {
+        s_publish_all (self, &item->publications [0]);
+        pz_ranges_settle (self->ranges, item->piece);
         item->worker->reports++;
         if (!item->answered)
             s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
@@ -706,7 +890,7 @@ s_batch_settle (pz_broker_t *self, s_batch_t *batch)
     //  History first: a sink that got a publication and asks history for
     //  it at once must find it there (the batch is durable already).
     atomic_store (&self->shared.durable_seq, batch->seq_after - 1);
-    for (int index = 0; index < 3; index++)
+    for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
         atomic_store (&self->shared.tag_seq [index], batch->tag_seq_after [index]);
     for (size_t index = 0; index < batch->count; index++)
         s_settle (self, &batch->items [index], now_ms);
@@ -762,6 +946,11 @@ s_batch_end (pz_broker_t *self)
     self->journal_failing = true;
     self->next_seq = batch->seq_before;
     memcpy (self->tag_seq, batch->tag_seq_before, sizeof self->tag_seq);
+    for (size_t index = batch->count; index-- > 0; ) {
+        s_item_t *item = &batch->items [index];
+        if (item->kind == S_PIECE)      //  latest first, as they were counted
+            pz_ranges_undo (self->ranges, item->piece, zclock_mono ());
+    }
     for (size_t index = 0; index < batch->count; index++) {
         s_item_t *item = &batch->items [index];
         self->stats.unavailable++;
@@ -890,6 +1079,7 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
     self->stats.dispatches = leases.dispatches;
     self->stats.redispatched = leases.redispatched;
     self->stats.inflight = leases.numbers;
+    pz_ranges_stats (self->ranges, &self->stats.ranges);
     *stats = self->stats;
 }
 
@@ -1099,10 +1289,13 @@ s_window_open (pz_broker_t *self)
         messages += waiting->count;
     }
     //  Room is kept for a burst of reports after the sources.
+    //  Ranges are few and small until cut: each counts as a message.
+    pz_ranges_stats_t ranges;
+    pz_ranges_stats (self->ranges, &ranges);
     return !self->draining
         && s_current (self)->count < S_BATCH_ITEMS - S_BURST
         && leases.numbers + numbers < (uint64_t) self->config.max_inflight
-        && leases.messages + messages < (uint64_t) self->config.max_messages;
+        && leases.messages + messages + ranges.open < (uint64_t) self->config.max_messages;
 }
 
 //  Reads up to S_BURST requests from a ROUTER and hands each to take.
@@ -1255,12 +1448,16 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         pz_leases_stats (self->leases, &leases);
         if (self->draining && now_ms >= self->drain_deadline_ms)
             break;
+        //  Pieces of ranges are not waited for: a range is cut lazily, and
+        //  what is not done goes out again at the next start (journal).
         if (self->draining && leases.numbers == 0 && self->batch_waiting == 0
         &&  s_current (self)->count == 0)
             break;
 
         pz_leases_expire (self->leases, now_ms);
         pz_leases_push (self->leases, zsock_resolve (self->dispatch), now_ms, self->draining);
+        pz_ranges_expire (self->ranges, now_ms);
+        pz_ranges_push (self->ranges, zsock_resolve (self->dispatch), now_ms, self->draining);
         if (now_ms >= self->next_subscriptions_ms) {
             s_read_subscriptions (self);
             self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
@@ -1285,7 +1482,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         items [RESULTS].events = s_current (self)->count <= S_BATCH_ITEMS - S_BURST ?
                                  ZMQ_POLLIN : 0;
         items [SYNCER].events = self->sync_running ? ZMQ_POLLIN : 0;
-        items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining) ?
+        items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining)
+                               || pz_ranges_ready (self->ranges, self->draining) ?
                                   ZMQ_POLLOUT : 0;
 
         int64_t wake_ms = self->next_stats_ms < self->next_subscriptions_ms ?
@@ -1295,6 +1493,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         int64_t leases_wake_ms = pz_leases_wake_ms (self->leases, now_ms, self->draining);
         if (leases_wake_ms < wake_ms)
             wake_ms = leases_wake_ms;
+        if (pz_ranges_wake_ms (self->ranges) < wake_ms)
+            wake_ms = pz_ranges_wake_ms (self->ranges);
         if (self->draining && self->drain_deadline_ms < wake_ms)
             wake_ms = self->drain_deadline_ms;
         //  Wake at least every 100 ms, to notice a signal that raced the poll.

@@ -1914,3 +1914,18 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
     self->resume_offset = offset;
     return written;
 }
+
+//  TODO(step 2)
+void
+pz_journal_ranges (pz_journal_t *self, int64_t request_id, int64_t acked,
+                   int64_t first_key, const uint8_t *records, size_t count)
+{
+    (void) self; (void) request_id; (void) acked; (void) first_key; (void) records; (void) count;
+}
+
+void
+pz_journal_piece (pz_journal_t *self, int64_t key, char tag, int64_t lo,
+                  int64_t hi, int64_t count, const uint8_t *publications, size_t size)
+{
+    (void) self; (void) key; (void) tag; (void) lo; (void) hi; (void) count; (void) publications; (void) size;
+}

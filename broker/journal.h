@@ -123,6 +123,24 @@ void
                         const uint8_t *primes, size_t primes_size,
                         const uint8_t *composites, size_t composites_size);
 
+//  Appends the ranges of an accepted source message: its request id (0 if
+//  none) and the count of all its records (what its ack said), the key of
+//  its first range (the others follow, one each), and its count records
+//  (N records among them are skipped: they went in with pz_journal_accept).
+//  Buffered until commit.
+void
+    pz_journal_ranges (pz_journal_t *self, int64_t request_id, int64_t acked,
+                       int64_t first_key, const uint8_t *records, size_t count);
+
+//  Appends a finished piece of range key: tag (R or Q), bounds, its count
+//  of primes, and the publications it made (its P publications and, if it
+//  finished the range, the R announcement, one after another; size 0 for
+//  none). Buffered until commit.
+void
+    pz_journal_piece (pz_journal_t *self, int64_t key, char tag, int64_t lo,
+                      int64_t hi, int64_t count, const uint8_t *publications,
+                      size_t size);
+
 //  Writes everything appended since the last commit as one block, with one
 //  write() and one fdatasync (none if config.sync is false), and counts it
 //  as synced. Returns 0, or -1 with errno set: then none of it is in the

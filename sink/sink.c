@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_TAGS          3                   //  N, P, C
+#define S_TAGS          PZ_PUBLISHED_TAGS   //  N, P, C, R
 #define S_FLUSH_AT      (64 * 1024)         //  write the buffer when it holds this
 #define S_LINE_MAX      48                  //  bytes, longest line (JSON, INT64_MIN: 41)
 #define S_BUFFER_SIZE   (S_FLUSH_AT + PZ_RECORDS_MAX * S_LINE_MAX)
@@ -109,7 +109,7 @@ struct _pz_sink_t {
     pz_sink_stats_t stats;      //  counters
 };
 
-static const char s_tag_order [] = "NPC";   //  index into track, stats.by_tag
+static const char s_tag_order [] = PZ_TAGS_PUBLISHED;  //  index into track, stats.by_tag
 static const char s_pairs [] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536"
     "37383940414243444546474849505152535455565758596061626364656667686970717273"
@@ -122,7 +122,7 @@ pz_sink_config_init (pz_sink_config_t *config)
     assert (config);
     *config = (pz_sink_config_t) {
         .connect = "tcp://localhost:5556",
-        .tags = "P",
+        .tags = "PR",
         .format = PZ_SINK_TEXT,
         .hwm = 1000,
         .history_timeout_ms = 2000,
@@ -131,7 +131,7 @@ pz_sink_config_init (pz_sink_config_t *config)
     pz_sockopts_init (&config->sockopts);
 }
 
-//  Returns true if tags is a non-empty string of letters from "NPC".
+//  Returns true if tags is a non-empty string of letters from "NPCR".
 bool
 pz_sink_tags_valid (const char *tags)
 {
@@ -254,11 +254,16 @@ pz_sink_summary (pz_sink_t *self, char *buffer, size_t size)
 {
     assert (self && buffer);
     pz_sink_stats_t *stats = &self->stats;
+    //  Ranges announced only when there were some: the line stays as it
+    //  was for runs of numbers.
+    char ranges [32] = "";
+    if (stats->by_tag [3] > 0)
+        snprintf (ranges, sizeof ranges, ", R %" PRIu64, stats->by_tag [3]);
     snprintf (buffer, size, "printed N %" PRIu64 ", P %" PRIu64 ", C %" PRIu64
-              "; %" PRIu64 " malformed messages dropped; gaps %" PRIu64
+              "%s; %" PRIu64 " malformed messages dropped; gaps %" PRIu64
               ", filled %" PRIu64 " messages from history, lost %" PRIu64 " messages",
-              stats->by_tag [0], stats->by_tag [1], stats->by_tag [2], stats->malformed,
-              stats->gaps, stats->filled, stats->lost);
+              stats->by_tag [0], stats->by_tag [1], stats->by_tag [2], ranges,
+              stats->malformed, stats->gaps, stats->filled, stats->lost);
 }
 
 //  -------------------------------------------------------------------------
@@ -416,6 +421,21 @@ s_format (pz_sink_t *self, char tag, const uint8_t *records, size_t first, size_
     char *cursor = self->buffer + self->buffered;
     const uint8_t *record = records + first * PZ_RECORD_SIZE;
     const uint8_t *end = records + last * PZ_RECORD_SIZE;
+    if (tag == PZ_TAG_RANGE && first == 0 && last == PZ_ANNOUNCEMENT_RECORDS) {
+        //  A range's announcement, one line: R lo:hi count.
+        int64_t lo = pz_record_value (records);
+        int64_t hi = pz_record_value (records + PZ_RECORD_SIZE);
+        int64_t count = pz_record_value (records + 2 * PZ_RECORD_SIZE);
+        const char *formats [] = {
+            "R %" PRId64 ":%" PRId64 " %" PRId64 "\n",
+            "{\"tag\":\"R\",\"lo\":%" PRId64 ",\"hi\":%" PRId64 ",\"count\":%" PRId64 "}\n",
+            "R,%" PRId64 ":%" PRId64 ",%" PRId64 "\n"
+        };
+        if (self->config.format != PZ_SINK_NONE)
+            cursor += sprintf (cursor, formats [self->config.format], lo, hi, count);
+        self->buffered = (size_t) (cursor - self->buffer);
+        return;
+    }
     switch (self->config.format) {
         case PZ_SINK_TEXT:
         case PZ_SINK_CSV: {
@@ -461,7 +481,9 @@ s_print (pz_sink_t *self, const pz_publication_t *publication)
     &&  (int64_t) (last - first) > self->config.count - self->printed)
         last = first + (size_t) (self->config.count - self->printed);
     s_format (self, publication->tag, publication->records, first, last);
-    self->stats.by_tag [slot] += last - first;
+    //  An announcement (three records) is one line, counted as one.
+    self->stats.by_tag [slot] += publication->tag == PZ_TAG_RANGE && last > first
+                               ? 1 : last - first;
     self->printed += (int64_t) (last - first);
     track->started = track->baseline = true;
     track->seq = publication->seq;

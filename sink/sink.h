@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "publication.h"
 #include "sock.h"
 
 //  The broker's history endpoint, unless sock.h names it already.
@@ -65,7 +66,7 @@ typedef enum {
 typedef struct {
     const char *connect;        //  the broker's publish endpoint
     const char *history;        //  the broker's history endpoint; NULL: none
-    const char *tags;           //  tag letters to subscribe to, from "NPC"
+    const char *tags;           //  tag letters to subscribe to, from "NPCR"
     pz_sink_format_t format;    //  how records are printed
     int64_t count;              //  stop after this many records; 0: never
     int64_t hwm;                //  messages queued in the sink, at most; 0: no limit
@@ -79,7 +80,8 @@ typedef struct {
 } pz_sink_config_t;
 
 typedef struct {
-    uint64_t by_tag [3];        //  records printed: N, P, C
+    uint64_t by_tag [PZ_PUBLISHED_TAGS];   //  records printed: N, P, C; R:
+                                //  announcements printed
     uint64_t malformed;         //  messages dropped as malformed (live or history)
     uint64_t gaps;              //  gaps found (messages of a tag missed)
     uint64_t filled;            //  messages printed from history
@@ -93,7 +95,7 @@ typedef struct {
 void
     pz_sink_config_init (pz_sink_config_t *config);
 
-//  Returns true if tags is a non-empty string of letters from "NPC".
+//  Returns true if tags is a non-empty string of letters from "NPCR".
 bool
     pz_sink_tags_valid (const char *tags);
 
