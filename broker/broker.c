@@ -212,6 +212,18 @@ s_recover_recent (void *arg, int64_t request_id, int64_t count)
     pz_recent_store (((pz_broker_t *) arg)->recent, request_id, count);
 }
 
+static void
+s_recover_range (void *arg, int64_t key, char tag, int64_t lo, int64_t hi)
+{
+    pz_ranges_add (((pz_broker_t *) arg)->ranges, key, tag, lo, hi);
+}
+
+static void
+s_recover_piece (void *arg, int64_t key, int64_t lo, int64_t hi, int64_t count)
+{
+    pz_ranges_restore_piece (((pz_broker_t *) arg)->ranges, key, lo, hi, count);
+}
+
 //  Opens the journal and reads it back. Returns false after logging if it
 //  cannot be used.
 static bool
@@ -232,15 +244,22 @@ s_journal_open (pz_broker_t *self)
         return false;
     }
     self->next_seq = pz_journal_next_seq (self->journal);
-    for (int index = 0; index < 3; index++)
-        self->tag_seq [index] = pz_journal_tag_seq (self->journal, "NPC" [index]);
+    for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
+        self->tag_seq [index] = pz_journal_tag_seq (self->journal,
+                                                    PZ_TAGS_PUBLISHED [index]);
     pz_journal_take_recent (self->journal, (size_t) self->config.recent_requests,
                             s_recover_recent, self);
+    //  Ranges not done come back with the pieces they had done: only the
+    //  rest is cut again.
+    pz_journal_take_ranges (self->journal, s_recover_range, s_recover_piece, self);
+    pz_ranges_keys_from (self->ranges, pz_journal_next_key (self->journal));
     pz_journal_take_pending (self->journal, s_recover_pending, self);
+    pz_ranges_stats_t ranges;
+    pz_ranges_stats (self->ranges, &ranges);
     zsys_info ("broker: journal %s: publications continue at sequence number %"
                PRId64 "; %" PRIu64 " acknowledged numbers without verdict "
-               "dispatched again", self->journal_dir, self->next_seq,
-               self->stats.recovered);
+               "dispatched again; %" PRIu64 " ranges not done go on",
+               self->journal_dir, self->next_seq, self->stats.recovered, ranges.open);
     return true;
 }
 

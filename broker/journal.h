@@ -25,7 +25,7 @@
 
 #include "record.h"
 
-#define PZ_JOURNAL_VERSION      2                   //  format version in segment headers
+#define PZ_JOURNAL_VERSION      3                   //  format version in segment headers
 #define PZ_JOURNAL_BLOCK_MAX    (64 * 1024 * 1024)  //  bytes of payload in one block, at most
 //  Records in one entry, at most: 4096 K records + 4096 data records + S + T.
 #define PZ_JOURNAL_ENTRY_RECORDS_MAX    (2 * PZ_RECORDS_MAX + 2)
@@ -55,8 +55,17 @@ typedef struct {
 typedef void (pz_journal_pending_fn) (void *arg, int64_t seq, int64_t request_id,
                                       const uint8_t *records, size_t count);
 
+//  Called by pz_journal_take_ranges for each accepted range not done: its
+//  key, tag (R or Q) and bounds.
+typedef void (pz_journal_range_fn) (void *arg, int64_t key, char tag, int64_t lo, int64_t hi);
+
+//  Called by pz_journal_take_ranges, after its range, for each piece of it
+//  done: bounds and count of primes.
+typedef void (pz_journal_piece_fn) (void *arg, int64_t key, int64_t lo, int64_t hi,
+                                    int64_t count);
+
 //  Called by pz_journal_take_recent for each recent request id, with the
-//  number of N records accepted with it.
+//  number of records accepted with it (its ack).
 typedef void (pz_journal_recent_fn) (void *arg, int64_t request_id, int64_t count);
 
 //  Fills config with the defaults: 64 MiB segments, no retention limit,
@@ -91,7 +100,7 @@ void
 int64_t
     pz_journal_next_seq (pz_journal_t *self);
 
-//  Returns the last committed tag-seq of tag ('N', 'P' or 'C'), 0 if none.
+//  Returns the last committed tag-seq of tag ('N', 'P', 'C' or 'R'), 0 if none.
 int64_t
     pz_journal_tag_seq (pz_journal_t *self, char tag);
 
@@ -103,6 +112,18 @@ int64_t
 //  order, then frees the records kept for it. Call once, after open.
 void
     pz_journal_take_pending (pz_journal_t *self, pz_journal_pending_fn *fn, void *arg);
+
+//  Calls range_fn for every accepted range not done, by key, each followed
+//  by piece_fn for each of its pieces done, then frees those pieces. Call
+//  once, after open, before take_pending.
+void
+    pz_journal_take_ranges (pz_journal_t *self, pz_journal_range_fn *range_fn,
+                            pz_journal_piece_fn *piece_fn, void *arg);
+
+//  Returns 1 + the largest range key the journal holds (1 if none): the
+//  key of the next range.
+int64_t
+    pz_journal_next_key (pz_journal_t *self);
 
 //  Calls fn for the request ids of the last `limit` accepts that carried
 //  one (at most config.recent_requests), oldest first. Then frees them.

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 
 import harness
-from harness import Cluster, rawreq, read_records, record_hex, sink_endpoints
+from harness import (Cluster, private_endpoints, rawreq, read_records, record_hex,
+                     sink_endpoints)
 
 TOP = 2**63 - 1
 
@@ -39,7 +40,8 @@ def python_primes(lo, hi):
 
 
 def start_pipeline(c, *broker_args):
-    broker, ep = c.start_broker("--stats", "0", *broker_args)
+    # Private ports: clients of other runs on this machine never meet us.
+    broker, ep = c.start_broker("--stats", "0", *broker_args, endpoints=private_endpoints())
     workers = [c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"],
                        "--threads", 1, "--name", "w%d" % index) for index in range(2)]
     return broker, ep, workers
@@ -210,7 +212,7 @@ def test_bad_ranges():
     """Each bad range gets its code, nothing of the request is taken, and
     the broker goes on serving; a forged piece report gets E 6 or E 7."""
     with Cluster("ranges") as c:
-        broker, ep = c.start_broker("--stats", "0")
+        broker, ep = c.start_broker("--stats", "0", endpoints=private_endpoints())
         for what, records, code in BAD_RANGES:
             frame = "".join(record_hex(tag, value) for tag, value in records)
             assert rawreq(ep["source"], frame) == [("E", code)], what
