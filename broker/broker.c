@@ -62,6 +62,7 @@
 typedef struct {
     char name [256];            //  its name, or a hex form of an unnamed peer's id
     uint64_t numbers;           //  numbers whose verdicts it was first to report
+                                //  (and numbers of the pieces of ranges it sieved)
     uint64_t reports;           //  reports of its that published verdicts
     uint64_t duplicates;        //  numbers it reported after someone else
     uint64_t rejected;          //  reports of its answered with E
@@ -869,6 +870,9 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     else
     if (item->kind == S_PIECE) {
         s_publish_all (self, &item->publications [0]);
+        //  A worker's numbers: those of its pieces count as sieved.
+        item->worker->numbers += (uint64_t) pz_piece_hi (item->piece)
+                               - (uint64_t) pz_piece_lo (item->piece) + 1;
         pz_ranges_settle (self->ranges, item->piece);
         item->worker->reports++;
         if (!item->answered)

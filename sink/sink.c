@@ -477,14 +477,16 @@ s_print (pz_sink_t *self, const pz_publication_t *publication)
         first = track->skip < (int64_t) publication->count ? (size_t) track->skip
                                                            : publication->count;
     size_t last = publication->count;
-    if (self->config.count > 0
+    //  An announcement is one line: never cut (a sink stops before it when
+    //  --count is reached).
+    if (self->config.count > 0 && publication->tag != PZ_TAG_RANGE
     &&  (int64_t) (last - first) > self->config.count - self->printed)
         last = first + (size_t) (self->config.count - self->printed);
     s_format (self, publication->tag, publication->records, first, last);
     //  An announcement (three records) is one line, counted as one.
-    self->stats.by_tag [slot] += publication->tag == PZ_TAG_RANGE && last > first
-                               ? 1 : last - first;
-    self->printed += (int64_t) (last - first);
+    size_t lines = publication->tag == PZ_TAG_RANGE && last > first ? 1 : last - first;
+    self->stats.by_tag [slot] += lines;
+    self->printed += (int64_t) lines;
     track->started = track->baseline = true;
     track->seq = publication->seq;
     track->tag_seq = publication->tag_seq;
