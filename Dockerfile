@@ -30,6 +30,12 @@ RUN apt-get update \
  && useradd --system --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin playzmq \
  && install -d -o playzmq -g playzmq -m 700 /var/lib/playzmq
+# Keys (docker-compose.yml): each service mounts its keys' volume on
+# /etc/playzmq, the one-shot `keys` service all four on /keys/NAME. A new
+# volume takes the owner of the directory it is mounted on, so these are the
+# unprivileged user's, whichever container mounts a volume first.
+RUN install -d -o playzmq -g playzmq -m 700 /etc/playzmq \
+      /keys/broker /keys/worker /keys/source /keys/sink
 COPY --from=build /src/build/broker/playzmq-broker /src/build/worker/playzmq-worker \
      /src/build/source/playzmq-source /src/build/sink/playzmq-sink \
      /src/build/top/playzmq-top /src/build/keygen/playzmq-keygen /usr/local/bin/

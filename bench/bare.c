@@ -25,7 +25,7 @@
         of K records (tag N, big-endian int64, random below 2^63) to
         `broker`, which PULLs them, PUBlishes a copy (zmq_msg_copy: shared,
         not copied) and PUSHes the message on to the workers; each `worker`
-        PULLs, tests every number with pz_prime_check (worker/prime.h: the
+        PULLs, tests every number with pz_prime_check (proto/prime.h: the
         very test the real worker runs) and PUSHes a P message and a C
         message back; the broker PUBlishes them unchanged; `sink` SUBscribes
         to P and C and counts records until it has N, then prints its time;

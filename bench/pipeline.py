@@ -1537,7 +1537,7 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         "run (after the replay for batch 1024).\n"
         "- The bare pipeline (`bench/bare.c`, czmq zsock API) has PlayØMQ's shape: source "
         "PUSH → broker PULL, PUB a copy (`zmq_msg_copy`) and PUSH on → workers PULL, test "
-        "every number with **the same `pz_prime_check` from worker/prime.h**, PUSH a P and "
+        "every number with **the same `pz_prime_check` from proto/prime.h**, PUSH a P and "
         "a C message → broker PULL → PUB → sink SUB (P, C) counting (with `--text`, also "
         "printing `P 97` lines to a file, for the headline). No acks, ids, leases, "
         "window, validation or sequence numbers; its PUB queue is unbounded so no verdict "

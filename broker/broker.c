@@ -34,6 +34,8 @@
     =========================================================================
 */
 #include "broker.h"
+#include "audit.h"
+#include "bans.h"
 #include "history.h"
 #include "idtable.h"
 #include "journal.h"
@@ -57,6 +59,9 @@
 #define S_BATCHES           2       //  the batch being synced, and the next
 #define S_BATCH_ITEMS       1024    //  requests and reports in one batch, at most
 #define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
+#define S_RECHECK_REACH     4096    //  a worker's latest verdict publications
+                                    //  re-checked when it is caught lying
+#define S_RECHECK_TURN      16      //  of those, re-checked per loop turn
 
 //  What one worker (by name, all its threads) did, for the stats.
 typedef struct {
@@ -68,6 +73,12 @@ typedef struct {
     uint64_t rejected;          //  reports of its answered with E
     uint64_t numbers_reported [2];  //  numbers at the last log line, snapshot
     int64_t last_seen_ms;       //  zclock_mono of its latest report
+    uint64_t wrong;             //  reports of its the audit found wrong
+    int64_t cut_off_until_ms;   //  zclock_mono when its latest ban ends
+    int64_t *recent_seqs;       //  seqs of its latest verdict publications, a
+                                //  ring of S_RECHECK_REACH (with a journal)
+    size_t recent_next;         //  where the next one goes
+    size_t recent_count;        //  how many it holds
 } s_worker_t;
 
 //  One request or report read in this turn, answered after the commit.
@@ -76,6 +87,7 @@ typedef enum {
     S_VERDICT,                  //  a first valid report, if the commit works
     S_ECHO,                     //  a retried request or a repeated report whose
                                 //  first copy is in this batch: same fate
+    S_CORRECTION,               //  an X publication, from no request
     S_PIECE                     //  a first valid report of a piece of a range
 } s_kind_t;
 
@@ -107,9 +119,9 @@ typedef struct {
     size_t count;               //  items in use
     uint64_t numbers;           //  numbers accepted in it
     int64_t seq_before;         //  next_seq before its first item
-    int64_t tag_seq_before [PZ_PUBLISHED_TAGS];    //  tag_seq before its first item
+    int64_t tag_seq_before [PZ_TAG_COUNT];  //  tag_seq before its first item
     int64_t seq_after;          //  next_seq after its last item
-    int64_t tag_seq_after [PZ_PUBLISHED_TAGS];     //  tag_seq after its last item
+    int64_t tag_seq_after [PZ_TAG_COUNT];   //  tag_seq after its last item
     uint64_t ticket;            //  its write's number: durable once a sync
                                 //  of that ticket or a later one is done
 } s_batch_t;
@@ -131,10 +143,17 @@ struct _pz_broker_t {
     pz_leases_t *leases;        //  dispatches waiting for workers or leased
     pz_ranges_t *ranges;        //  accepted ranges and their pieces
     pz_recent_t *recent;        //  acks of recent request ids
+    pz_audit_t *audit;          //  samples reports and tests them again
+    pz_bans_t *bans;            //  workers cut off, by key or name
+    zlistx_t *rechecks;         //  seqs (int64_t *) of publications to re-check,
+                                //  from workers caught lying
+    pz_journal_reader_t *reader;    //  reads those back, with a journal
+    uint8_t *recheck_buffer;    //  one publication read back
+    uint8_t *correction;        //  the correction of it being built
     zhashx_t *workers;          //  worker name -> s_worker_t, owns them
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
-    int64_t tag_seq [PZ_PUBLISHED_TAGS];   //  last tag-seq of N, P, C, R published
+    int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X, R published
     s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
                                 //  for its sync, if any, then the one
                                 //  being filled
@@ -159,6 +178,7 @@ struct _pz_broker_t {
 };
 
 static void s_batch_clear (s_batch_t *batch);
+static int s_rebind (pz_broker_t *self, int index, zsock_t *sock);
 static void s_syncer (zsock_t *pipe, void *args);
 
 static const char *s_names [S_ENDPOINTS] = {
@@ -188,9 +208,32 @@ pz_broker_config_init (pz_broker_config_t *config)
         .drain_ms = 1000,
         .stats_s = 10,
         .recent_requests = 65536,
-        .publish_hwm = 1000
+        .publish_hwm = 1000,
+        .audit = PZ_AUDIT_DEFAULT,
+        .ban_s = 600
     };
     pz_sockopts_init (&config->sockopts);
+}
+
+
+//  Frees a worker's stats entry; zhashx destructor.
+static void
+s_worker_destroy (void **item_p)
+{
+    s_worker_t *worker = (s_worker_t *) *item_p;
+    if (worker) {
+        free (worker->recent_seqs);
+        free (worker);
+        *item_p = NULL;
+    }
+}
+
+//  Frees a seq queued for re-checking; zlistx destructor.
+static void
+s_seq_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
 }
 
 
@@ -245,7 +288,7 @@ s_journal_open (pz_broker_t *self)
         return false;
     }
     self->next_seq = pz_journal_next_seq (self->journal);
-    for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
+    for (int index = 0; index < PZ_TAG_COUNT; index++)
         self->tag_seq [index] = pz_journal_tag_seq (self->journal,
                                                     PZ_TAGS_PUBLISHED [index]);
     pz_journal_take_recent (self->journal, (size_t) self->config.recent_requests,
@@ -299,7 +342,13 @@ pz_broker_new (const pz_broker_config_t *config)
     self->recent = pz_recent_new ((size_t) config->recent_requests);
     self->workers = zhashx_new ();
     assert (self->workers);
-    zhashx_set_destructor (self->workers, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->workers, s_worker_destroy);
+    assert (config->audit >= 0 && config->audit <= 1 && config->ban_s >= 0);
+    self->audit = pz_audit_new (config->audit, 0);
+    self->bans = pz_bans_new ();
+    self->rechecks = zlistx_new ();
+    assert (self->rechecks);
+    zlistx_set_destructor (self->rechecks, s_seq_destroy);
     self->next_seq = 1;
     if (self->journal_dir && !s_journal_open (self)) {
         pz_broker_destroy (&self);
@@ -356,7 +405,7 @@ pz_broker_new (const pz_broker_config_t *config)
         //  the new connection takes it over.
         zsock_set_router_handover (self->results, 1);
         atomic_store (&self->shared.durable_seq, self->next_seq - 1);
-        for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
+        for (int index = 0; index < PZ_TAG_COUNT; index++)
             atomic_store (&self->shared.tag_seq [index], self->tag_seq [index]);
         atomic_store (&self->shared.tick_ms, zclock_mono ());
         self->shared.stats_json = strdup ("{}");
@@ -411,6 +460,12 @@ pz_broker_destroy (pz_broker_t **self_p)
     zsock_destroy (&self->source);
     zactor_destroy (&self->zap);
     pz_journal_destroy (&self->journal);
+    free (self->correction);
+    free (self->recheck_buffer);
+    pz_journal_reader_destroy (&self->reader);
+    zlistx_destroy (&self->rechecks);
+    pz_bans_destroy (&self->bans);
+    pz_audit_destroy (&self->audit);
     zhashx_destroy (&self->workers);
     pz_recent_destroy (&self->recent);
     pz_leases_destroy (&self->leases);
@@ -719,6 +774,66 @@ s_worker_of (pz_broker_t *self, pz_request_t *request)
     return worker;
 }
 
+//  Writes the name a report's sender is cut off by into name: its CURVE
+//  key ("key:<Z85>", the User-Id the ZAP handler gave its connection) when
+//  the broker has certificates, else its worker name ("worker:<name>").
+static void
+s_sender_name (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
+               char *name, size_t size)
+{
+    const char *key = self->zap ? zmq_msg_gets (&request->body, "User-Id") : NULL;
+    if (key && *key)
+        snprintf (name, size, "key:%s", key);
+    else
+        snprintf (name, size, "worker:%s", worker->name);
+}
+
+//  Cuts off the sender of a report in which the audit found the wrong
+//  verdict at record: bans it for ban_s (under CURVE its key, which the ZAP
+//  handler then refuses, and the dispatch endpoint is bound again so that
+//  its connection ends and it takes no more work), gives its dispatch to
+//  another worker at once, and queues its earlier verdicts still in the
+//  journal for a re-check.
+static void
+s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
+           pz_lease_t *lease, const uint8_t *record)
+{
+    int64_t now_ms = zclock_mono ();
+    worker->wrong++;
+    worker->rejected++;
+    worker->cut_off_until_ms = now_ms + self->config.ban_s * 1000;
+    self->stats.audit_failures++;
+    pz_bans_add (self->bans, sender, now_ms + self->config.ban_s * 1000);
+    pz_leases_release (self->leases, lease);
+    int64_t value = pz_record_value (record);
+    zsys_error ("broker: audit: worker %s reported %c %" PRId64 ", which is %s: "
+                "report refused (E 11), %s cut off for %" PRId64 " s, its dispatch "
+                "goes to another worker", worker->name, pz_record_tag (record), value,
+                pz_record_tag (record) == PZ_TAG_PRIME ? "composite" : "prime",
+                sender, self->config.ban_s);
+    if (self->zap && strncmp (sender, "key:", 4) == 0) {
+        int ok = -1;
+        zstr_sendf (self->zap, "BAN %s %" PRId64, sender + 4, self->config.ban_s * 1000);
+        zsock_recv (self->zap, "i", &ok);
+        s_rebind (self, 2, self->dispatch);
+    }
+    if (!self->journal)
+        zsys_warning ("broker: audit: no journal, so the earlier verdicts of "
+                      "worker %s cannot be re-checked", worker->name);
+    for (size_t index = 0; index < worker->recent_count; index++) {
+        size_t slot = (worker->recent_next + S_RECHECK_REACH - worker->recent_count
+                       + index) % S_RECHECK_REACH;
+        int64_t *seq = (int64_t *) malloc (sizeof (int64_t));
+        assert (seq);
+        *seq = worker->recent_seqs [slot];
+        zlistx_add_end (self->rechecks, seq);
+    }
+    if (worker->recent_count)
+        zsys_info ("broker: audit: re-checking the %zu latest verdict publications "
+                   "of worker %s", worker->recent_count, worker->name);
+    worker->recent_count = 0;
+}
+
 //  Takes one worker report into the batch, or answers it at once.
 
 static void
@@ -728,6 +843,15 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     size_t size = pz_request_size (request);
     pz_lease_t *lease = NULL;
     s_worker_t *worker = s_worker_of (self, request);
+    char sender [320];
+    s_sender_name (self, request, worker, sender, sizeof sender);
+    if (pz_bans_active (self->bans, sender, zclock_mono ())) {
+        //  Cut off: nothing of it is taken, not even a duplicate.
+        self->stats.cut_off++;
+        worker->rejected++;
+        s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
+        return;
+    }
     if (size >= 2 * PZ_RECORD_SIZE
     &&  (pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE
     ||   pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT)) {
@@ -756,6 +880,16 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         return;
     }
     s_item_t *first = s_find_waiting (self, 0, lease);
+    if (!first) {
+        //  The audit: a sample tested again before anything is published.
+        int64_t wrong = pz_audit_check (self->audit, data + PZ_RECORD_SIZE, count);
+        if (wrong >= 0) {
+            s_cut_off (self, worker, sender, lease,
+                       data + (size_t) (1 + wrong) * PZ_RECORD_SIZE);
+            s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
+            return;
+        }
+    }
     s_item_t *item = s_batch_add (self, request, false, first ? S_ECHO : S_VERDICT);
     item->count = count;
     item->lease = lease;
@@ -831,6 +965,29 @@ s_publish_all (pz_broker_t *self, zmq_msg_t *message)
     }
 }
 
+//  Remembers the seqs of a verdict's publications in its worker's ring,
+//  for a re-check if the worker is caught lying later.
+static void
+s_remember_verdicts (s_item_t *item)
+{
+    s_worker_t *worker = item->worker;
+    if (!worker->recent_seqs) {
+        worker->recent_seqs = (int64_t *) malloc (S_RECHECK_REACH * sizeof (int64_t));
+        assert (worker->recent_seqs);
+    }
+    for (int which = 0; which < 2; which++) {
+        size_t size = zmq_msg_size (&item->publications [which]);
+        if (size == 0)
+            continue;
+        const uint8_t *trailer = (const uint8_t *) zmq_msg_data (&item->publications [which])
+                               + size - PZ_TRAILER_SIZE;
+        worker->recent_seqs [worker->recent_next] = pz_record_value (trailer);
+        worker->recent_next = (worker->recent_next + 1) % S_RECHECK_REACH;
+        if (worker->recent_count < S_RECHECK_REACH)
+            worker->recent_count++;
+    }
+}
+
 //  Carries out one item of a committed batch: acknowledge, publish, and
 //  hand over to the leases or complete the dispatch.
 static void
@@ -857,7 +1014,15 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
         s_publish (self, &item->publications [0]);
     }
     else
+    if (item->kind == S_CORRECTION) {
+        self->stats.corrections += zmq_msg_size (&item->publications [0])
+                                   / PZ_RECORD_SIZE - 3;    //  X, S, T
+        s_publish (self, &item->publications [0]);
+    }
+    else
     if (item->kind == S_VERDICT) {
+        if (self->journal)
+            s_remember_verdicts (item);
         s_publish (self, &item->publications [0]);
         s_publish (self, &item->publications [1]);
         pz_leases_complete (self->leases, item->lease);
@@ -913,7 +1078,7 @@ s_batch_settle (pz_broker_t *self, s_batch_t *batch)
     //  History first: a sink that got a publication and asks history for
     //  it at once must find it there (the batch is durable already).
     atomic_store (&self->shared.durable_seq, batch->seq_after - 1);
-    for (int index = 0; index < PZ_PUBLISHED_TAGS; index++)
+    for (int index = 0; index < PZ_TAG_COUNT; index++)
         atomic_store (&self->shared.tag_seq [index], batch->tag_seq_after [index]);
     for (size_t index = 0; index < batch->count; index++)
         s_settle (self, &batch->items [index], now_ms);
@@ -976,11 +1141,79 @@ s_batch_end (pz_broker_t *self)
     }
     for (size_t index = 0; index < batch->count; index++) {
         s_item_t *item = &batch->items [index];
+        if (item->kind == S_CORRECTION) {
+            zsys_error ("broker: audit: a correction of seq %" PRId64 " is lost: the "
+                        "journal cannot be written", pz_record_value (
+                        (const uint8_t *) zmq_msg_data (&item->publications [0])));
+            continue;
+        }
         self->stats.unavailable++;
         s_reply (self, &item->request, item->from_source ? self->source : self->results,
                  PZ_TAG_ERROR, PZ_ERR_UNAVAILABLE);
     }
     s_batch_clear (batch);
+}
+
+//  Re-checks up to S_RECHECK_TURN publications of workers caught lying,
+//  read back from the journal, and adds a correction to the batch for each
+//  that holds a wrong verdict: `X <its seq>` and the verdicts set right.
+//  A few per turn, so that sources and workers are not kept waiting.
+static void
+s_take_rechecks (pz_broker_t *self)
+{
+    if (zlistx_size (self->rechecks) == 0)
+        return;
+    if (!self->reader) {
+        self->reader = pz_journal_reader_new (self->journal_dir);
+        self->recheck_buffer = (uint8_t *) malloc (PZ_PUBLICATION_MAX);
+        self->correction = (uint8_t *) malloc (PZ_PUBLICATION_MAX);
+        assert (self->reader && self->recheck_buffer && self->correction);
+    }
+    int64_t durable = atomic_load (&self->shared.durable_seq);
+    uint32_t mask = UINT32_C (1) << (PZ_TAG_PRIME - 'A') | UINT32_C (1) << (PZ_TAG_COMPOSITE - 'A');
+    for (int done = 0; done < S_RECHECK_TURN && zlistx_size (self->rechecks) > 0
+                       && s_current (self)->count < S_BATCH_ITEMS; done++) {
+        int64_t *seq = (int64_t *) zlistx_first (self->rechecks);
+        int64_t next, oldest;
+        size_t size = pz_journal_reader_read (self->reader, *seq, *seq + 1, durable, mask,
+                                              self->recheck_buffer, PZ_PUBLICATION_MAX,
+                                              &next, &oldest);
+        pz_publication_t publication;
+        if (size == 0 || pz_publication_parse (self->recheck_buffer, size, &publication)
+                         != PZ_OK) {
+            zsys_warning ("broker: audit: publication %" PRId64 " is no longer in the "
+                          "journal: not re-checked", *seq);
+            zlistx_delete (self->rechecks, zlistx_cursor (self->rechecks));
+            continue;
+        }
+        //  X <seq>, then the verdicts set right.
+        uint8_t *fixed = self->correction;
+        size_t wrong = 0;
+        for (size_t index = 0; index < publication.count; index++) {
+            const uint8_t *record = publication.records + index * PZ_RECORD_SIZE;
+            int64_t value = pz_record_value (record);
+            if (!pz_audit_verdict_right (pz_record_tag (record), value))
+                pz_record_encode (fixed + PZ_RECORD_SIZE * (1 + wrong++),
+                    pz_record_tag (record) == PZ_TAG_PRIME ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME,
+                    value);
+        }
+        if (wrong > 0) {
+            pz_record_encode (fixed, PZ_TAG_CORRECTION, *seq);
+            pz_request_t none;
+            memset (&none, 0, sizeof none);
+            zmq_msg_init (&none.body);
+            s_item_t *item = s_batch_add (self, &none, false, S_CORRECTION);
+            s_build_publication (self, &item->publications [0], PZ_TAG_CORRECTION,
+                                 fixed, 1 + wrong);
+            if (self->journal)
+                pz_journal_correction (self->journal,
+                    (const uint8_t *) zmq_msg_data (&item->publications [0]),
+                    zmq_msg_size (&item->publications [0]));
+            zsys_warning ("broker: audit: publication %" PRId64 " held %zu wrong "
+                          "verdicts: correction published", *seq, wrong);
+        }
+        zlistx_delete (self->rechecks, zlistx_cursor (self->rechecks));
+    }
 }
 
 //  Asks the syncer to sync what was written, unless it is at work already:
@@ -1103,6 +1336,9 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
     self->stats.redispatched = leases.redispatched;
     self->stats.inflight = leases.numbers;
     pz_ranges_stats (self->ranges, &self->stats.ranges);
+    pz_audit_stats_t audit;
+    pz_audit_stats (self->audit, &audit);
+    self->stats.audited = audit.records;
     *stats = self->stats;
 }
 
@@ -1180,14 +1416,17 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
              ",\"inflight\":%" PRIu64 ",\"recovered\":%" PRIu64
              ",\"published\":%" PRIu64 ",\"seq\":%" PRId64
              ",\"journal\":%s,\"commits\":%" PRIu64 ",\"unavailable\":%" PRIu64
-             ",\"subscriptions\":%" PRIu64 ",\"errors\":{",
+             ",\"subscriptions\":%" PRIu64 ",\"audit\":%g,\"audited\":%" PRIu64
+             ",\"audit_failures\":%" PRIu64 ",\"cut_off\":%" PRIu64
+             ",\"corrections\":%" PRIu64 ",\"errors\":{",
              final ? "true" : "false", now_ms - self->started_ms,
              stats.accepted, stats.requests, stats.retries, stats.dispatched,
              stats.dispatches, stats.redispatched, stats.results,
              stats.duplicates, stats.inflight, stats.recovered,
              stats.published, self->next_seq - 1,
              self->journal ? "true" : "false", stats.commits,
-             stats.unavailable, stats.subscriptions);
+             stats.unavailable, stats.subscriptions, self->config.audit,
+             stats.audited, stats.audit_failures, stats.cut_off, stats.corrections);
     const char *comma = "";
     for (int code = 1; code <= PZ_ERR_MAX; code++)
         if (stats.errors [code]) {
@@ -1203,10 +1442,13 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
         double worker_rate = s_worker_rate (worker, final, audience, since_ms);
         fprintf (out, "%s{\"name\":\"%s\",\"numbers\":%" PRIu64 ",\"reports\":%" PRIu64
                  ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64
-                 ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 "}",
+                 ",\"rate\":%.0f,\"last_seen_ms\":%" PRId64 ",\"wrong\":%" PRIu64
+                 ",\"cut_off\":%s}",
                  comma, worker->name, worker->numbers, worker->reports,
                  worker->duplicates, worker->rejected, worker_rate,
-                 now_ms - worker->last_seen_ms);
+                 now_ms - worker->last_seen_ms, worker->wrong,
+                 worker->wrong && self->config.ban_s > 0
+                 && now_ms < worker->cut_off_until_ms ? "true" : "false");
         comma = ",";
     }
     zlistx_destroy (&names);
@@ -1557,6 +1799,7 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
             s_serve (self, self->source, s_take_request, true);
         if (items [RESULTS].revents & ZMQ_POLLIN)
             s_serve (self, self->results, s_take_report, false);
+        s_take_rechecks (self);
         s_batch_end (self);
         if (self->journal)
             s_sync_start (self);

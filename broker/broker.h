@@ -65,6 +65,10 @@ typedef struct {
                                 //  is a CURVE server, fail closed (zap.h)
     const char *curve_allow;    //  with CURVE keys: the directory of the public
                                 //  certificates allowed in (required then)
+    double audit;               //  share of each report's records tested again
+                                //  before it is published (audit.h); 0: none
+    int64_t ban_s;              //  a worker caught with a wrong verdict is cut
+                                //  off for this long
     volatile sig_atomic_t *reload;  //  if not NULL: set (by a SIGHUP handler)
                                 //  to have the loop read curve_allow again
 } pz_broker_config_t;
@@ -87,6 +91,11 @@ typedef struct {
     uint64_t commits;           //  journal blocks written and synced
     uint64_t unavailable;       //  requests and reports refused with E 9 because
                                 //  the journal could not be written
+    uint64_t audited;           //  verdicts the audit tested again
+    uint64_t audit_failures;    //  reports refused for a wrong verdict (E 11)
+    uint64_t cut_off;           //  reports refused because their sender is cut off
+    uint64_t corrections;       //  verdicts published earlier found wrong and
+                                //  corrected (X publications' records)
     uint64_t errors [PZ_ERR_MAX + 1];   //  E replies sent, by code
     pz_ranges_stats_t ranges;   //  ranges and their pieces (ranges.h)
 } pz_broker_stats_t;

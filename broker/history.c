@@ -27,8 +27,9 @@ typedef struct {
 } s_history_t;
 
 
-//  Checks a request body: H from, H until, then 1-4 distinct tags of N, P,
-//  C, R with value 0. Returns PZ_OK and fills the outputs, or an error code.
+//  Checks a request body: H from, H until, then 1 to PZ_TAG_COUNT distinct
+//  published tags (N, P, C, X, R) with value 0. Returns PZ_OK and fills the
+//  outputs, or an error code.
 static pz_error_t
 s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
          char *tags, int *tag_count)
@@ -37,7 +38,7 @@ s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
     if (error != PZ_OK)
         return error;
     size_t records = size / PZ_RECORD_SIZE;
-    if (records < 3 || records > 2 + PZ_PUBLISHED_TAGS
+    if (records < 3 || records > 2 + PZ_TAG_COUNT
     ||  pz_record_tag (data) != PZ_TAG_HISTORY
     ||  pz_record_tag (data + PZ_RECORD_SIZE) != PZ_TAG_HISTORY)
         return PZ_ERR_BAD_HISTORY;
@@ -88,7 +89,7 @@ s_answer (s_history_t *self, pz_request_t *request)
         return;
     }
     int64_t from, until;
-    char tags [PZ_PUBLISHED_TAGS];
+    char tags [PZ_TAG_COUNT];
     int tag_count = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
                      : s_parse (pz_request_data (request), pz_request_size (request),
@@ -103,7 +104,7 @@ s_answer (s_history_t *self, pz_request_t *request)
     }
     //  Tag seqs first, the durable end second: whatever is durable by then
     //  is at least as new as the tag seqs we report, never older.
-    int64_t last [PZ_PUBLISHED_TAGS];
+    int64_t last [PZ_TAG_COUNT];
     for (int index = 0; index < tag_count; index++)
         last [index] = atomic_load (&shared->tag_seq [pz_publication_tag_index (tags [index])]);
     int64_t durable = atomic_load (&shared->durable_seq);

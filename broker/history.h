@@ -26,8 +26,8 @@
 //  loop only, read by the history thread only; each field on its own.
 typedef struct {
     _Atomic int64_t durable_seq;    //  newest publication durable and published
-    _Atomic int64_t tag_seq [PZ_PUBLISHED_TAGS];   //  newest tag-seq of N, P, C
-                                    //  and R among those
+    _Atomic int64_t tag_seq [PZ_TAG_COUNT]; //  newest tag-seq of each published
+                                    //  tag (N, P, C, X, R) among those
     _Atomic int64_t tick_ms;        //  zclock_mono of the loop's latest turn
     pthread_mutex_t stats_lock;     //  guards stats_json
     char *stats_json;               //  the latest stats (docs/STATS.md), one

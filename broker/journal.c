@@ -47,8 +47,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_SEGMENT_HEADER    64          //  bytes: magic, version, size, first seq,
-                                        //  4 tag-seqs, reserved, crc
+#define S_SEGMENT_HEADER    96          //  bytes: magic, version, size, first seq,
+                                        //  S_TAGS tag-seqs, reserved, crc
+#define S_SEGMENT_CRC_AT    92          //  the header's CRC: of bytes 0..91
 #define S_BLOCK_HEADER      40          //  bytes: magic, length, first, last, entries,
                                         //  synced through, crc
 #define S_BLOCK_CRC_AT      36          //  the header's CRC: of bytes 0..35 + payload
@@ -59,8 +60,9 @@
 #define S_LOCK_NAME         "lock"
 #define S_READ_CHUNK        (256 * 1024)    //  bytes the reader reads at a time
 #define S_ENTRY_MAX         (PZ_RECORD_SIZE * PZ_JOURNAL_ENTRY_RECORDS_MAX)
-#define S_TAGS              PZ_PUBLISHED_TAGS   //  N, P, C, R: tag_seqs index by
-                                        //  pz_publication_tag_index
+#define S_TAGS              8           //  tag-seq slots: N, P, C, X, R by
+                                        //  pz_publication_tag_index, the rest
+                                        //  kept 0 for tags to come
 
 #ifndef PZ_TAG_SEQ
 #   define PZ_TAG_SEQ       'S'
@@ -140,7 +142,7 @@ typedef struct {
     size_t cover_count;         //  how many
     const uint8_t *publication; //  data records + S + T, exactly as published
     size_t publication_size;    //  bytes
-    char tag;                   //  N, P or C
+    char tag;                   //  N, P, C or X
     size_t count;               //  data records
     int64_t seq;                //  from S
     int64_t tag_seq;            //  from T
@@ -372,8 +374,8 @@ s_segment_header_encode (uint8_t *dest, int64_t first_seq, const int64_t *tag_se
     s_put64 (dest + 16, first_seq);
     for (int index = 0; index < S_TAGS; index++)
         s_put64 (dest + 24 + 8 * index, tag_seqs [index]);
-    s_put32 (dest + 56, 0);
-    s_put32 (dest + 60, pz_journal_crc32c (0, dest, 60));
+    s_put32 (dest + 24 + 8 * S_TAGS, 0);
+    s_put32 (dest + S_SEGMENT_CRC_AT, pz_journal_crc32c (0, dest, S_SEGMENT_CRC_AT));
 }
 
 //  Parses one entry of size bytes. Returns NULL, or what is wrong with it.
@@ -448,12 +450,24 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
     entry->publication_size = size - index * PZ_RECORD_SIZE;
     entry->tag = pz_record_tag (entry->publication);
     if (pz_publication_tag_index (entry->tag) < 0)
-        return "publication tag is not N, P, C or R";
+        return "publication tag is not N, P, C, X or R";
     size_t start = index;
+    bool correction = entry->tag == PZ_TAG_CORRECTION;
+    if (correction) {
+        //  X <seq corrected>, then the verdicts set right.
+        for (index++; index < records; index++) {
+            char tag = pz_record_tag (data + index * PZ_RECORD_SIZE);
+            if (tag != PZ_TAG_PRIME && tag != PZ_TAG_COMPOSITE)
+                break;
+        }
+        if (index - start < 2 || pz_record_value (entry->publication) < 1)
+            return "correction without a seq or without verdicts";
+    }
+    else
     while (index < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == entry->tag)
         index++;
     entry->count = index - start;
-    if (entry->count > PZ_RECORDS_MAX)
+    if (entry->count > PZ_RECORDS_MAX + (correction ? 1u : 0u))
         return "more than 4096 data records";
     if (index + 2 != records
     ||  pz_record_tag (data + index * PZ_RECORD_SIZE) != PZ_TAG_SEQ
@@ -467,6 +481,8 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
         return "I record on a verdict";
     if (entry->cover_count && entry->tag == PZ_TAG_NUMBER)
         return "K records on an accept";
+    if (entry->cover_count && correction)
+        return "K records on a correction";
     if (entry->tag == PZ_TAG_RANGE && (entry->cover_count || entry->count != PZ_ANNOUNCEMENT_RECORDS))
         return "R publication with K records or not of three records";
     return NULL;
@@ -801,6 +817,10 @@ s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
         self->segments [self->segment_count - 1].unverdicted++;
     }
     else
+    if (entry->tag == PZ_TAG_CORRECTION) {
+        //  Corrects what a verdict published; completes nothing.
+    }
+    else
     if (entry->cover_count == 0) {
         //  A piece's P publications and its range's R announcement follow
         //  the piece; a C the P of its verdict.
@@ -1121,18 +1141,19 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
         s_fail (&error, "journal %s: offset 0: not a journal segment (bad magic)", path);
         goto done;
     }
-    if (s_get32 (header + 8) != PZ_JOURNAL_VERSION) {
+    //  Version 3 is version 4 without ranges: read as it is.
+    if (s_get32 (header + 8) < PZ_JOURNAL_VERSION_READ
+    ||  s_get32 (header + 8) > PZ_JOURNAL_VERSION) {
         s_fail (&error, "journal %s: offset 8: format version %" PRIu32 ", this broker "
-                "reads only version %d%s", path, s_get32 (header + 8), PZ_JOURNAL_VERSION,
-                s_get32 (header + 8) == 1 ? " (version 1 blocks do not record how far "
-                "the segment was synced; move the directory away to start a new journal)"
-                : s_get32 (header + 8) == 2 ? " (version 2 has no ranges and no R "
-                "tag-seq; let its broker drain it, or move the directory away to "
-                "start a new journal)" : "");
+                "reads only versions %d to %d%s", path, s_get32 (header + 8),
+                PZ_JOURNAL_VERSION_READ, PZ_JOURNAL_VERSION,
+                s_get32 (header + 8) < PZ_JOURNAL_VERSION ? " (an older format: let the "
+                "broker that wrote it finish its numbers, then move the directory away "
+                "to start a new journal)" : "");
         goto done;
     }
-    if (s_get32 (header + 60) != pz_journal_crc32c (0, header, 60)) {
-        s_fail (&error, "journal %s: offset 60: segment header checksum mismatch", path);
+    if (s_get32 (header + S_SEGMENT_CRC_AT) != pz_journal_crc32c (0, header, S_SEGMENT_CRC_AT)) {
+        s_fail (&error, "journal %s: offset %d: segment header checksum mismatch", path, S_SEGMENT_CRC_AT);
         goto done;
     }
     if (s_get64 (header + 16) != segment->first_seq) {
@@ -1154,7 +1175,7 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
                 "previous segment's last", path);
         goto done;
     }
-    if (memcmp (header + 12, expected + 12, 4) != 0 || s_get32 (header + 56) != 0) {
+    if (memcmp (header + 12, expected + 12, 4) != 0 || s_get32 (header + 24 + 8 * S_TAGS) != 0) {
         s_fail (&error, "journal %s: offset 12: header size or reserved field wrong", path);
         goto done;
     }
@@ -1428,7 +1449,7 @@ pz_journal_next_seq (pz_journal_t *self)
     return self->next_seq;
 }
 
-//  Returns the last committed tag-seq of tag (N, P or C), 0 if none.
+//  Returns the last committed tag-seq of tag (N, P, C or X), 0 if none.
 int64_t
 pz_journal_tag_seq (pz_journal_t *self, char tag)
 {
@@ -1498,9 +1519,9 @@ s_publication_check (pz_journal_t *self, const uint8_t *publication, size_t size
 {
     assert (publication && size % PZ_RECORD_SIZE == 0);
     size_t records = size / PZ_RECORD_SIZE;
-    assert (records >= 3 && records <= PZ_RECORDS_MAX + 2);
-    for (size_t index = 0; index + 2 < records; index++)
-        assert (pz_record_tag (publication + index * PZ_RECORD_SIZE) == tag);
+    pz_publication_t parsed;
+    pz_error_t error = pz_publication_parse (publication, size, &parsed);
+    assert (error == PZ_OK && parsed.tag == tag && records >= 3);
     const uint8_t *trailer = publication + (records - 2) * PZ_RECORD_SIZE;
     assert (pz_record_tag (trailer) == PZ_TAG_SEQ);
     assert (pz_record_tag (trailer + PZ_RECORD_SIZE) == PZ_TAG_TAG_SEQ);
@@ -1614,6 +1635,16 @@ pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_coun
         data = s_entry_stage (self, composites_size, seq);
         memcpy (data, composites, composites_size);
     }
+}
+
+//  Appends a correction: its X publication, as an entry of its own.
+void
+pz_journal_correction (pz_journal_t *self, const uint8_t *publication, size_t size)
+{
+    assert (self && publication);
+    int64_t seq = s_publication_check (self, publication, size, PZ_TAG_CORRECTION);
+    uint8_t *data = s_entry_stage (self, size, seq);
+    memcpy (data, publication, size);
 }
 
 //  Forgets everything appended since the last commit.
@@ -2089,7 +2120,7 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             continue;
         }
         const uint8_t *payload = bytes + S_BLOCK_HEADER;
-        bool full = false;
+        bool full = false, ended = false;
         for (size_t at = 0; at + 4 <= header.payload_bytes; ) {
             uint32_t size = s_get32 (payload + at);
             if (size > header.payload_bytes - at - 4)
@@ -2099,8 +2130,10 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             at += 4 + size;
             if (bad || entry.seq < position)
                 continue;
-            if (entry.seq >= end)
-                break;
+            if (entry.seq >= end) {
+                ended = true;       //  until cut this block: the next call
+                break;              //  that goes on from it starts here
+            }
             if (!(tag_mask & (UINT32_C (1) << (entry.tag - 'A'))))
                 continue;
             if (entry.publication_size > buf_size - written) {
@@ -2111,7 +2144,7 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             memcpy (buf + written, entry.publication, entry.publication_size);
             written += entry.publication_size;
         }
-        if (full) {
+        if (full || ended) {
             self->resume_seq = *next;
             self->resume_offset = offset;
             return written;

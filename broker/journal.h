@@ -25,7 +25,9 @@
 
 #include "record.h"
 
-#define PZ_JOURNAL_VERSION      3                   //  format version in segment headers
+#define PZ_JOURNAL_VERSION      4                   //  format version of new segments
+#define PZ_JOURNAL_VERSION_READ 3                   //  oldest version read (3: no ranges,
+                                                    //  else the same)
 #define PZ_JOURNAL_BLOCK_MAX    (64 * 1024 * 1024)  //  bytes of payload in one block, at most
 //  Records in one entry, at most: 4096 K records + 4096 data records + S + T.
 #define PZ_JOURNAL_ENTRY_RECORDS_MAX    (2 * PZ_RECORDS_MAX + 2)
@@ -83,8 +85,8 @@ bool
 //  every segment back and cuts the end of the last segment from its first
 //  bad block on if no later block records that block as synced (it was
 //  never acknowledged: docs/JOURNAL.md "Recovery"). Returns NULL on any
-//  other damage or error (a format version other than PZ_JOURNAL_VERSION
-//  too), with *error_p (if error_p is not NULL; caller frees) one line
+//  other damage or error (a format version outside PZ_JOURNAL_VERSION_READ
+//  .. PZ_JOURNAL_VERSION too), with *error_p (if error_p is not NULL; caller frees) one line
 //  naming the file, byte offset and problem. With config->sync, makes the
 //  last segment durable (fdatasync) before it returns: what it read back
 //  counts as synced. Caller owns return value.
@@ -100,7 +102,7 @@ void
 int64_t
     pz_journal_next_seq (pz_journal_t *self);
 
-//  Returns the last committed tag-seq of tag ('N', 'P', 'C' or 'R'), 0 if none.
+//  Returns the last committed tag-seq of a published tag (N, P, C, X, R), 0 if none.
 int64_t
     pz_journal_tag_seq (pz_journal_t *self, char tag);
 
@@ -143,6 +145,11 @@ void
     pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_count,
                         const uint8_t *primes, size_t primes_size,
                         const uint8_t *composites, size_t composites_size);
+
+//  Appends a correction (docs: PROTOCOL.md "Audit"): its X publication
+//  exactly as published. Buffered until commit.
+void
+    pz_journal_correction (pz_journal_t *self, const uint8_t *publication, size_t size);
 
 //  Appends the ranges of an accepted source message: its request id (0 if
 //  none) and the count of all its records (what its ack said), the key of

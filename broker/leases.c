@@ -296,6 +296,19 @@ pz_leases_expire (pz_leases_t *self, int64_t now_ms)
     return numbers;
 }
 
+//  Ends a dispatch's lease early and puts it first in line.
+void
+pz_leases_release (pz_leases_t *self, pz_lease_t *lease)
+{
+    assert (self && lease);
+    if (!lease->leased)
+        return;                 //  waiting already
+    zlistx_delete (self->leased, lease->handle);
+    lease->leased = false;
+    lease->handle = zlistx_add_start (self->pending, lease);
+    self->stats.redispatched += lease->count;
+}
+
 //  Returns when something is due next, or INT64_MAX.
 int64_t
 pz_leases_wake_ms (pz_leases_t *self, int64_t now_ms, bool draining)

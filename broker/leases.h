@@ -66,6 +66,12 @@ size_t
 size_t
     pz_leases_expire (pz_leases_t *self, int64_t now_ms);
 
+//  Ends the lease of a pushed dispatch now (its worker is cut off: the
+//  audit found a wrong verdict in its report) and puts the dispatch first
+//  in line, same id, to go to another worker. A waiting one stays as is.
+void
+    pz_leases_release (pz_leases_t *self, pz_lease_t *lease);
+
 //  Returns when something is due next: the earliest lease end, or the
 //  time the open draft may go if it waits first in line; INT64_MAX if
 //  nothing is.

@@ -13,7 +13,9 @@
 #include "cli.h"
 #include "journal.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 //  Set by SIGHUP, read and cleared by the broker's loop: no work in the
@@ -41,6 +43,7 @@ main (int argc, char *argv [])
     int64_t old_max_dispatches = 0;
     const char *curve_cert = NULL;
     const char *curve_allow = NULL;
+    const char *audit = NULL;
 
     const pz_opt_t options [] = {
         { "source-bind", 0, PZ_OPT_STRING, &config.source_bind, 0, 0, "EP",
@@ -99,6 +102,12 @@ main (int argc, char *argv [])
         { "curve-allow", 0, PZ_OPT_STRING, &curve_allow, 0, 0, "DIR",
           "with --curve-cert: the public certificates (*.cert, with a role) "
           "allowed in; read again on SIGHUP" },
+        { "audit", 0, PZ_OPT_STRING, &audit, 0, 0, "F",
+          "share of each report's verdicts the broker tests again before "
+          "publishing, 0 to 1; at least one per report unless 0; a wrong one "
+          "refuses the report (E 11) and cuts its worker off (default 0.01)" },
+        { "ban-s", 0, PZ_OPT_INT, &config.ban_s, 0, 31536000, "S",
+          "how long a worker caught with a wrong verdict stays cut off" },
         { "verbose", 'v', PZ_OPT_COUNT, &verbose, 0, 0, NULL,
           "log more (debug lines)" },
         PZ_OPT_END
@@ -119,6 +128,15 @@ main (int argc, char *argv [])
         return pz_cli_error ("playzmq-broker", "--stats-format: '%s' is not text or json",
                              stats_format);
     config.stats_json = streq (stats_format, "json");
+    if (audit) {
+        char *end = NULL;
+        errno = 0;
+        double fraction = strtod (audit, &end);
+        if (end == audit || *end || errno || !(fraction >= 0 && fraction <= 1))
+            return pz_cli_error ("playzmq-broker", "--audit: '%s' is not a share "
+                                 "from 0 to 1 (e.g. 0.01)", audit);
+        config.audit = fraction;
+    }
     if (config.journal_dir && !*config.journal_dir)
         config.journal_dir = NULL;      //  PLAYZMQ_JOURNAL= turns it off
     config.sockopts.heartbeat_ivl_ms = (int) heartbeat_ms;

@@ -12,6 +12,7 @@
     =========================================================================
 */
 #include "zap.h"
+#include "bans.h"
 #include "sock.h"
 
 #include <arpa/inet.h>
@@ -247,6 +248,7 @@ typedef struct {
     zhashx_t *logged;           //  "domain key/address" -> next log time (int64_t *)
     zhashx_t *suspects;         //  "domain address" -> when a handshake of
                                 //  it broke off (int64_t *)
+    pz_bans_t *bans;            //  keys cut off by the broker's audit ("key:<Z85>")
     int allowed;                //  handshakes allowed
     int refused;                //  handshakes refused (ZAP and monitors)
 } s_actor_t;
@@ -314,6 +316,12 @@ s_handle_request (s_actor_t *self)
         char key_text [41] = "";
         if (key && key_size == 32)
             zmq_z85_encode (key_text, key, 32);
+        char banned [48];
+        snprintf (banned, sizeof banned, "key:%s", key_text);
+        if (status == 200 && pz_bans_active (self->bans, banned, zclock_mono ())) {
+            status = 400;
+            reason = "cut off by the audit (a wrong verdict)";
+        }
         if (status == 200)
             self->allowed++;
         else
@@ -440,6 +448,7 @@ pz_zap_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self.logged, (zhashx_destructor_fn *) zstr_free);
     self.suspects = zhashx_new ();
     assert (self.suspects);
+    self.bans = pz_bans_new ();
     zhashx_set_destructor (self.suspects, (zhashx_destructor_fn *) zstr_free);
     zpoller_t *poller = zpoller_new (pipe, self.handler, NULL);
     assert (poller);
@@ -482,6 +491,19 @@ pz_zap_actor (zsock_t *pipe, void *args)
                 zsock_send (pipe, "ii", keys, removed);
             }
             else
+            if (command && strncmp (command, "BAN ", 4) == 0) {
+                //  "BAN <Z85 key> <ms>": refuse the key for that long.
+                char key [41];
+                long long ban_ms = 0;
+                int ok = sscanf (command + 4, "%40s %lld", key, &ban_ms) == 2;
+                if (ok) {
+                    char *who = zsys_sprintf ("key:%s", key);
+                    pz_bans_add (self.bans, who, zclock_mono () + ban_ms);
+                    zstr_free (&who);
+                }
+                zsock_send (pipe, "i", ok ? 0 : -1);
+            }
+            else
             if (command && streq (command, "SIZE"))
                 zsock_send (pipe, "i", ready ? (int) pz_zap_size (self.list) : -1);
             else
@@ -504,6 +526,7 @@ pz_zap_actor (zsock_t *pipe, void *args)
         zsock_destroy (&self.monitors [index]);
         zhashx_destroy (&self.accepted [index]);
     }
+    pz_bans_destroy (&self.bans);
     zhashx_destroy (&self.logged);
     zhashx_destroy (&self.suspects);
     zsock_destroy (&self.handler);

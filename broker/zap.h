@@ -84,7 +84,9 @@ int
 //  bound, 1 if either failed (then answers commands as a handler with no
 //  list until $TERM). Commands: "SIZE" (reply "i": keys in the list, -1
 //  if the actor failed), "RELOAD" (reply "ii": keys loaded or -1, roles
-//  removed), "STATS" (reply "ii": handshakes allowed, refused), "$TERM".
+//  removed), "STATS" (reply "ii": handshakes allowed, refused), "BAN <Z85
+//  key> <ms>" (refuse that key for ms, whatever the list says; reply "i":
+//  0, or -1 if malformed), "$TERM".
 void
     pz_zap_actor (zsock_t *pipe, void *args);
 

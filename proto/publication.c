@@ -20,7 +20,8 @@ pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *public
         return PZ_ERR_LENGTH;
     assert (data);
     size_t records = size / PZ_RECORD_SIZE;
-    if (records > PZ_RECORDS_MAX + 2)
+    //  Data records and the trailer; a correction's X record on top.
+    if (records > PZ_RECORDS_MAX + 2 + (pz_record_tag (data) == PZ_TAG_CORRECTION))
         return PZ_ERR_TOO_MANY;
     //  Unknown tags anywhere come first, as in pz_record_check.
     for (size_t index = 0; index < records; index++)
@@ -32,6 +33,17 @@ pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *public
     if (pz_publication_tag_index (tag) < 0)
         return PZ_ERR_TAG_REFUSED;
     size_t count = records - 2;
+    if (tag == PZ_TAG_CORRECTION) {
+        //  X <seq corrected>, then at least one verdict set right.
+        if (count < 2 || pz_record_value (data) < 1)
+            return PZ_ERR_TAG_REFUSED;
+        for (size_t index = 1; index < count; index++) {
+            char verdict = pz_record_tag (data + index * PZ_RECORD_SIZE);
+            if (verdict != PZ_TAG_PRIME && verdict != PZ_TAG_COMPOSITE)
+                return PZ_ERR_TAG_REFUSED;
+        }
+    }
+    else
     for (size_t index = 1; index < count; index++)
         if (pz_record_tag (data + index * PZ_RECORD_SIZE) != tag)
             return PZ_ERR_TAG_REFUSED;

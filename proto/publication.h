@@ -17,25 +17,31 @@
 
 #include "record.h"
 
-//  Bytes of the trailer, and of the largest publication.
+//  Bytes of the trailer, and of the largest publication (a correction's
+//  X record, 4096 verdicts, the trailer).
 #define PZ_TRAILER_SIZE         (2 * PZ_RECORD_SIZE)
-#define PZ_PUBLICATION_MAX      (PZ_RECORD_SIZE * PZ_RECORDS_MAX + PZ_TRAILER_SIZE)
+#define PZ_PUBLICATION_MAX      (PZ_RECORD_SIZE * (PZ_RECORDS_MAX + 1) + PZ_TRAILER_SIZE)
 
-//  The tags a publication's data records may have.
-#define PZ_TAGS_PUBLISHED       "NPCR"
-#define PZ_PUBLISHED_TAGS       4       //  strlen (PZ_TAGS_PUBLISHED)
+//  The tags a publication may have, and how many. A correction (X) is the
+//  one publication whose records are not all of its tag: `X <seq>` heads
+//  it, naming the publication it corrects, and P and C records follow
+//  with the verdicts that publication got wrong, set right. An R
+//  publication is a range's announcement: exactly R lo, R hi, R count.
+#define PZ_TAGS_PUBLISHED       "NPCXR"
+#define PZ_TAG_COUNT            5
 
 //  Records in an R announcement: R lo, R hi, R count (proto/PROTOCOL.md).
 #define PZ_ANNOUNCEMENT_RECORDS 3
 
 //  Returns the index of a published tag in PZ_TAGS_PUBLISHED (N 0, P 1,
-//  C 2, R 3), or -1 for any other byte: for what is kept per tag
+//  C 2, X 3, R 4), or -1 for any other byte: for what is kept per tag
 //  (tag-seqs, counters).
 static inline int
 pz_publication_tag_index (char tag)
 {
     return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1
-         : tag == PZ_TAG_COMPOSITE ? 2 : tag == PZ_TAG_RANGE ? 3 : -1;
+         : tag == PZ_TAG_COMPOSITE ? 2 : tag == PZ_TAG_CORRECTION ? 3
+         : tag == PZ_TAG_RANGE ? 4 : -1;
 }
 
 //  A publication, as read by pz_publication_parse. data points into the
@@ -49,7 +55,8 @@ typedef struct {
 } pz_publication_t;
 
 //  Checks that the size bytes at data are one publication: data records of
-//  one tag from PZ_TAGS_PUBLISHED, then S and T with positive values.
+//  one tag from PZ_TAGS_PUBLISHED (for X: one X record with a positive
+//  value, then P and C records), then S and T with positive values.
 //  Returns PZ_OK and fills *publication, or the error code that names the
 //  first problem (length, count, unknown or refused tag, a missing or
 //  misplaced trailer: PZ_ERR_TAG_REFUSED).

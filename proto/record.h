@@ -41,13 +41,15 @@
 #define PZ_TAG_SEQ          'S'     //  value = a publication's sequence number
 #define PZ_TAG_TAG_SEQ      'T'     //  value = its number among its tag's
 #define PZ_TAG_HISTORY      'H'     //  value = a position in a history request
+#define PZ_TAG_CORRECTION   'X'     //  value = the seq of a publication found wrong;
+                                    //  heads a correction (publish endpoint only)
 #define PZ_TAG_RANGE        'R'     //  a range bound (two in a row: lo, hi) whose
                                     //  primes are published; or a range's
                                     //  announcement (lo, hi, count)
 #define PZ_TAG_RANGE_COUNT  'Q'     //  a range bound of a range only counted
 
 //  Every tag the protocol defines, for validation.
-#define PZ_TAGS_KNOWN       "NPCAEISTHRQ"
+#define PZ_TAGS_KNOWN       "NPCAEISTHXRQ"
 
 //  Error codes carried in the value of an E record. Zero is never sent.
 typedef enum {

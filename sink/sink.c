@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_TAGS          PZ_PUBLISHED_TAGS   //  N, P, C, R
+#define S_TAGS          PZ_TAG_COUNT        //  N, P, C, X, R
 #define S_FLUSH_AT      (64 * 1024)         //  write the buffer when it holds this
 #define S_LINE_MAX      48                  //  bytes, longest line (JSON, INT64_MIN: 41)
 #define S_BUFFER_SIZE   (S_FLUSH_AT + PZ_RECORDS_MAX * S_LINE_MAX)
@@ -86,7 +86,7 @@ struct _pz_sink_t {
     bool out_regular;           //  out_fd is a regular file
     zsock_t *sub;               //  the subscription
     zsock_t *history;           //  DEALER to history; NULL after a failure
-    bool wanted [S_TAGS];       //  N, P, C: print records of this tag?
+    bool wanted [S_TAGS];       //  N, P, C, X: print records of this tag?
     s_track_t track [S_TAGS];   //  per tag: the last message printed
     int64_t live_seq;           //  seq of the last live message, any tag; 0: none
     int64_t origin_seq;         //  seq before the first live message (start of
@@ -131,7 +131,7 @@ pz_sink_config_init (pz_sink_config_t *config)
     pz_sockopts_init (&config->sockopts);
 }
 
-//  Returns true if tags is a non-empty string of letters from "NPCR".
+//  Returns true if tags is a non-empty string of letters from "NPCXR".
 bool
 pz_sink_tags_valid (const char *tags)
 {
@@ -183,7 +183,11 @@ pz_sink_new (const pz_sink_config_t *config, int out_fd)
     assert (self);
     self->config = *config;
     self->endpoint = strdup (config->connect);
-    self->tags = strdup (config->tags);
+    //  Whoever reads verdicts reads their corrections too.
+    if (strpbrk (config->tags, "PC") && !strchr (config->tags, PZ_TAG_CORRECTION))
+        self->tags = zsys_sprintf ("%sX", config->tags);
+    else
+        self->tags = strdup (config->tags);
     if (config->history && *config->history)
         self->history_endpoint = strdup (config->history);
     if (config->resume) {
@@ -257,13 +261,15 @@ pz_sink_summary (pz_sink_t *self, char *buffer, size_t size)
     //  Ranges announced only when there were some: the line stays as it
     //  was for runs of numbers.
     char ranges [32] = "";
-    if (stats->by_tag [3] > 0)
-        snprintf (ranges, sizeof ranges, ", R %" PRIu64, stats->by_tag [3]);
+    uint64_t announced = stats->by_tag [pz_publication_tag_index (PZ_TAG_RANGE)];
+    if (announced > 0)
+        snprintf (ranges, sizeof ranges, ", R %" PRIu64, announced);
     snprintf (buffer, size, "printed N %" PRIu64 ", P %" PRIu64 ", C %" PRIu64
               "%s; %" PRIu64 " malformed messages dropped; gaps %" PRIu64
-              ", filled %" PRIu64 " messages from history, lost %" PRIu64 " messages",
+              ", filled %" PRIu64 " messages from history, lost %" PRIu64 " messages"
+              "; corrections %" PRIu64,
               stats->by_tag [0], stats->by_tag [1], stats->by_tag [2], ranges,
-              stats->malformed, stats->gaps, stats->filled, stats->lost);
+              stats->malformed, stats->gaps, stats->filled, stats->lost, stats->by_tag [3]);
 }
 
 //  -------------------------------------------------------------------------
@@ -412,10 +418,26 @@ s_flush (pz_sink_t *self)
     return self->status == PZ_SINK_OK;
 }
 
-//  Formats records [first, last) of a message of tag into the buffer.
+//  Formats records [first, last) of a message of tag into the buffer. A
+//  correction's records are verdicts set right, each printed behind an X:
+//  `X C 4` (text), `X,C,4` (csv), {"tag":"X","verdict":"C","value":4}.
 static void
 s_format (pz_sink_t *self, char tag, const uint8_t *records, size_t first, size_t last)
 {
+    if (tag == PZ_TAG_CORRECTION && self->config.format != PZ_SINK_NONE) {
+        if (self->buffered + (last - first) * S_LINE_MAX > S_BUFFER_SIZE)
+            s_flush (self);
+        for (size_t index = first; index < last; index++) {
+            const uint8_t *record = records + index * PZ_RECORD_SIZE;
+            const char *format = self->config.format == PZ_SINK_TEXT ? "X %c %" PRId64 "\n"
+                               : self->config.format == PZ_SINK_CSV ? "X,%c,%" PRId64 "\n"
+                               : "{\"tag\":\"X\",\"verdict\":\"%c\",\"value\":%" PRId64 "}\n";
+            self->buffered += (size_t) snprintf (self->buffer + self->buffered,
+                                                 S_BUFFER_SIZE - self->buffered, format,
+                                                 pz_record_tag (record), pz_record_value (record));
+        }
+        return;
+    }
     if (self->buffered + (last - first) * S_LINE_MAX > S_BUFFER_SIZE)
         s_flush (self);
     char *cursor = self->buffer + self->buffered;
@@ -468,8 +490,16 @@ s_format (pz_sink_t *self, char tag, const uint8_t *records, size_t first, size_
 //  Prints a publication (from its first record not printed by an earlier
 //  run, up to count) and makes it the tag's last message printed.
 static void
-s_print (pz_sink_t *self, const pz_publication_t *publication)
+s_print (pz_sink_t *self, const pz_publication_t *whole)
 {
+    //  A correction's X record names what it corrects and is not printed:
+    //  its verdicts are the records.
+    pz_publication_t corrected = *whole;
+    if (whole->tag == PZ_TAG_CORRECTION) {
+        corrected.records += PZ_RECORD_SIZE;
+        corrected.count--;
+    }
+    const pz_publication_t *publication = &corrected;
     int slot = pz_publication_tag_index (publication->tag);
     s_track_t *track = &self->track [slot];
     size_t first = 0;

@@ -234,6 +234,31 @@ def read_records(path):
     return records
 
 
+def read_corrected(path):
+    """A sink's text output with its corrections applied: returns (records,
+    corrections). Each `X C 4` line (the audit found an earlier verdict of
+    4 wrong; 4 is composite) sets the latest earlier record of 4 with the
+    other tag right; corrections counts those lines."""
+    records, corrections = [], 0
+    latest = {}
+    if not os.path.exists(path):
+        return records, corrections
+    with open(path) as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) == 2:
+                latest[(parts[0], int(parts[1]))] = len(records)
+                records.append((parts[0], int(parts[1])))
+            elif len(parts) == 3 and parts[0] == "X":
+                corrections += 1
+                right, value = parts[1], int(parts[2])
+                wrong = "C" if right == "P" else "P"
+                index = latest.pop((wrong, value), None)
+                if index is not None:
+                    records[index] = (right, value)
+    return records, corrections
+
+
 def count_lines(path):
     """Lines in a file so far (0 if it does not exist yet)."""
     try:

@@ -5,7 +5,7 @@
     generator (same values on every machine) and a deterministic
     Miller-Rabin test with the first 12 primes as bases, exact below
     3.3 * 10^24, written with plain 128-bit remainders, independent of
-    worker/prime.c's Montgomery arithmetic and Lucas test.
+    proto/prime.c's Montgomery arithmetic and Lucas test.
     =========================================================================
 */
 #ifndef PZ_REFERENCE_H_INCLUDED

@@ -1135,21 +1135,21 @@ Test (broker, history_serves_the_journals_publications, .timeout = 30,
     //  Malformed requests: E 10 for the history's own rules...
     struct {
         const char *tags;
-        int64_t values [6];
+        int64_t values [8];
         int64_t code;
     } bad [] = {
         { "HHP", { 0, 0, 0 }, PZ_ERR_BAD_HISTORY },          //  from 0
         { "HHP", { 5, 3, 0 }, PZ_ERR_BAD_HISTORY },          //  until < from
         { "HHP", { -1, 0, 0 }, PZ_ERR_BAD_HISTORY },         //  from negative
         { "HHPP", { 1, 0, 0, 0 }, PZ_ERR_BAD_HISTORY },      //  a tag twice
-        { "HHNPCN", { 1, 0, 0, 0, 0, 0 }, PZ_ERR_BAD_HISTORY },  //  too many tags
+        { "HHNPCXN", { 1, 0, 0, 0, 0, 0, 0 }, PZ_ERR_BAD_HISTORY },  //  too many tags
         { "HHP", { 1, 0, 1 }, PZ_ERR_BAD_HISTORY },          //  tag value not 0
         { "HH", { 1, 0 }, PZ_ERR_BAD_HISTORY },              //  no tag
         { "HPH", { 1, 0, 0 }, PZ_ERR_BAD_HISTORY },          //  H not in front
         { "PHH", { 0, 1, 0 }, PZ_ERR_BAD_HISTORY },
         { "HHH", { 1, 0, 0 }, PZ_ERR_BAD_HISTORY },          //  H as a tag
         //  ... and the usual codes for the rest.
-        { "HHX", { 1, 0, 0 }, PZ_ERR_UNKNOWN_TAG },
+        { "HHZ", { 1, 0, 0 }, PZ_ERR_UNKNOWN_TAG },
         { "HHA", { 1, 0, 0 }, PZ_ERR_TAG_REFUSED },
         { "HHS", { 1, 0, 0 }, PZ_ERR_TAG_REFUSED },
     };

@@ -20,13 +20,26 @@ the project's Dockerfile (`docker compose build`, or Debian's docker-compose
 - `--scale worker=6`: six worker containers, each named in the broker's
   statistics with work done (needs the broker's --stats-format json);
 - the broker's health check (playzmq-top --once) turns healthy;
+- keys: the one-shot `keys` service made them; each container sees only
+  its own (the worker its secret certificate and the broker's public one,
+  read-only, secret 0600); the host's source and sink get theirs out of the
+  volumes with `docker compose run ... tar` as the README says; a plaintext
+  source on the host is refused by the composed broker (no ack; logged),
+  and the keyed pipeline through the published ports loses nothing;
+- a worker on the host with a key of its own is let in (its public
+  certificate into the broker's allow directory through the keys service,
+  SIGHUP: the README's commands) and works; the demo workers' key revoked,
+  they stop and the host's worker goes on; allowed again and restarted,
+  they report again;
 - `docker kill` of a worker while a source on the host sends through the
   published loopback ports: lost 0, wrong 0 (a sink on the host checks);
 - `restart broker` while the same runs: lost 0, wrong 0 (needs the broker's
   --journal and, for the sink, its history endpoint);
 - `stop`: every program ends by SIGTERM within the grace period, exit 0;
-- Swarm: `docker stack deploy -c docker-compose.yml`, primes in
-  `docker service logs`, `docker service scale ..._worker=4`;
+- Swarm: the keys made on the host as the README says and handed to Swarm
+  as secrets, `docker stack deploy -c docker-compose.yml -c
+  deploy/swarm-keys.yml`, the broker allowing the 4 keys from its secrets,
+  primes in `docker service logs`, `docker service scale ..._worker=4`;
   deploy/swarm-ports.yml is only validated (it would publish on every
   interface).
 
@@ -53,6 +66,7 @@ ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
 OVERRIDE = os.path.join(ROOT, "docker-compose.override.yml")
 SWARM_PORTS = os.path.join(ROOT, "deploy", "swarm-ports.yml")
+SWARM_KEYS = os.path.join(ROOT, "deploy", "swarm-keys.yml")
 ENGINE = os.path.join(ROOT, "tools", "docker-engine.sh")
 BASE = "debian:bookworm-slim"
 IMAGE = "playzmq:deploy-test"
@@ -71,6 +85,7 @@ class State:
     ports = {}
     helps = {}                  # {kind: the image's playzmq-<kind> --help}
     override = None             # the test's compose override file
+    keys = {}                   # {"source"/"sink": (secret cert, broker's cert)} on the host
     up = False
     lock = None
 
@@ -271,9 +286,36 @@ def logs(container):
     return done.stdout + done.stderr
 
 
+def host_keys(service, role):
+    """The keys of the compose service's volume, out on the host as the
+    README says (`docker compose run --rm --no-deps -T SERVICE tar -C
+    /etc/playzmq -c keys | tar -x`): (role's secret cert, broker's cert)."""
+    if role not in S.keys:
+        target = os.path.join(S.scratch, "keys-" + role)
+        os.makedirs(target)
+        files = ["-f", COMPOSE, "-f", OVERRIDE, "-f", S.override]
+        packed = subprocess.run(S.compose + files + ["-p", PROJECT, "run", "--rm", "--no-deps",
+                                "-T", service, "tar", "-C", "/etc/playzmq", "-c", "keys"],
+                                env=S.env, cwd=ROOT, capture_output=True, timeout=60,
+                                stdin=subprocess.DEVNULL)
+        assert packed.returncode == 0, packed.stderr.decode(errors="replace")
+        subprocess.run(["tar", "-x", "-C", target], input=packed.stdout, check=True,
+                       timeout=30)
+        secret = os.path.join(target, "keys", role + ".cert_secret")
+        assert os.stat(secret).st_mode & 0o077 == 0, "%s is not private" % secret
+        S.keys[role] = (secret, os.path.join(target, "keys", "broker.cert"))
+    return S.keys[role]
+
+
+def curve_args(service, role):
+    secret, server = host_keys(service, role)
+    return ["--curve-cert", secret, "--curve-server", server]
+
+
 def sink_args():
-    """A host sink's endpoint flags for the broker's published ports."""
-    args = ["--connect", "tcp://127.0.0.1:%d" % S.ports["PUBLISH"]]
+    """A host sink's endpoint flags for the broker's published ports, and
+    the demo's sink key."""
+    args = ["--connect", "tcp://127.0.0.1:%d" % S.ports["PUBLISH"]] + curve_args("primes", "sink")
     match = re.search(r"--(history\S*)\s+EP", S.helps["sink"])
     if match:
         args += ["--" + match.group(1), "tcp://127.0.0.1:%d" % S.ports["HISTORY"]]
@@ -294,7 +336,7 @@ def host_run(c, name, during, count=3000, rate=400):
                      "--count", count, "--rate", rate, "--batch", 20,
                      "--min", low, "--max", low + 10**12, "--seed", 11,
                      "--timeout", 2000, "--retries", 30, "--acked", acked,
-                     name=name + "-source")
+                     *curve_args("source", "source"), name=name + "-source")
     during(source)
     assert source.wait(timeout=90) == 0, "source:\n" + source.log()
     numbers = read_numbers(acked)
@@ -395,10 +437,28 @@ def test_up_broker_last_then_primes_within_10s():
     assert not wrong, "not prime: %s" % wrong
     # What a user sees first (the README's sample comes from here).
     print(compose("ps").stdout, flush=True)
-    for service in ("broker", "worker", "source", "primes", "numbers"):
+    for service in ("keys", "broker", "worker", "source", "primes", "numbers"):
         lines = compose("logs", "--no-color", service, check_rc=False).stdout.splitlines()
         lines = [line for line in lines if "|" in line]
         print("\n".join(lines[:4 if service != "broker" else 8]), flush=True)
+
+
+def stats_records(text=None):
+    """The broker's JSON statistics lines, in text or the broker's log."""
+    if text is None:
+        ids = containers("broker")
+        text = logs(ids[0]) if ids else ""
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("type") == "stats":
+                records.append(record)
+    return records
 
 
 def worker_stats(text=None):
@@ -455,6 +515,144 @@ def test_broker_healthy():
             inspect(broker)["State"].get("Health", {}).get("Status")), 40, 1)
     assert status == "healthy", inspect(broker)["State"].get("Health")
     log("broker container: %s" % status)
+
+
+SINK_KEYS = {"keys/sink.cert", "keys/sink.cert_secret", "keys/broker.cert"}
+KEYS_SEEN = {               # {service: the files it sees under /etc/playzmq}
+    "broker": {"keys/broker.cert", "keys/broker.cert_secret", "keys/health.cert",
+               "keys/health.cert_secret", "allow/health.cert", "allow/source.cert",
+               "allow/worker.cert", "allow/sink.cert"},
+    "worker": {"keys/worker.cert", "keys/worker.cert_secret", "keys/broker.cert"},
+    "source": {"keys/source.cert", "keys/source.cert_secret", "keys/broker.cert"},
+    "primes": SINK_KEYS,
+    "numbers": SINK_KEYS,
+}
+
+
+def public_key(text):
+    match = re.search(r'public-key = "(.{40})"', text)
+    assert match, text
+    return match.group(1)
+
+
+def test_keys_each_service_sees_only_its_own():
+    keys_ids = containers("keys", running_only=False)
+    assert keys_ids and inspect(keys_ids[0])["State"]["ExitCode"] == 0, \
+        "keys: %s" % (keys_ids and logs(keys_ids[0]))
+    log([line for line in logs(keys_ids[0]).splitlines() if line.startswith("keys:")][-1])
+    broker = containers("broker")[0]
+    cat = lambda cid, path: docker("exec", cid, "cat", "/etc/playzmq/" + path).stdout
+    broker_key = public_key(cat(broker, "keys/broker.cert"))
+    for service, expected in KEYS_SEEN.items():
+        cid = containers(service)[0]
+        listing = docker("exec", cid, "find", "/etc/playzmq", "-type", "f",
+                         "-printf", "%m %P\n").stdout
+        modes = {path: mode for mode, path in (line.split(" ", 1)
+                                               for line in listing.splitlines())}
+        assert set(modes) == expected, "%s sees %s" % (service, sorted(modes))
+        secrets = {path: mode for path, mode in modes.items() if path.endswith("_secret")}
+        assert all(mode == "600" for mode in secrets.values()), "%s: %s" % (service, modes)
+        mounts = [m for m in inspect(cid)["Mounts"] if m["Destination"] == "/etc/playzmq"]
+        assert len(mounts) == 1 and not mounts[0]["RW"], "%s: %s" % (service, mounts)
+        if service != "broker":
+            # Its broker.cert is the broker's; its own key is allowed, with its role.
+            assert public_key(cat(cid, "keys/broker.cert")) == broker_key, service
+            role = "sink" if service in ("primes", "numbers") else service
+            allowed = cat(broker, "allow/%s.cert" % role)
+            assert public_key(cat(cid, "keys/%s.cert" % role)) == public_key(allowed)
+            assert re.search(r'role = "%s"' % role, allowed), allowed
+    log("keys: each service sees only its own, read-only, secrets 0600")
+
+
+def test_keys_plaintext_refused_keyed_pipeline_whole():
+    with Cluster("deploy-keys") as c:
+        plain = c.start("source", "--connect", "tcp://127.0.0.1:%d" % S.ports["SOURCE"],
+                        "--count", 10, "--wait", 0, "--retries", 1, "--timeout", 300,
+                        name="plain-source")
+        assert plain.wait(30) == 1, plain.log()
+        assert re.search(r"acked 0 ", plain.log()), plain.log()
+        refused = wait_until("the broker logs the plaintext source", lambda: re.findall(
+            r"zap: refused .* on the source endpoint: .*not CURVE.*",
+            logs(containers("broker")[0])), 10)
+        log("plaintext source on the host: exit 1, acked 0; broker: %s" % refused[-1].strip())
+        verdict = host_run(c, "keyed", lambda source: None, count=1000)
+    assert verdict.lost == 0 and verdict.wrong == 0, verdict
+
+
+def keys_service(*argv, stdin=None):
+    """`docker compose run --rm --no-deps -T keys ARGV` (the README's way to
+    change the keys' volumes), stdin from a file."""
+    files = ["-f", COMPOSE, "-f", OVERRIDE, "-f", S.override]
+    with open(stdin or os.devnull, "rb") as handle:
+        done = subprocess.run(S.compose + files + ["-p", PROJECT, "run", "--rm", "--no-deps",
+                              "-T", "keys"] + list(argv), env=S.env, cwd=ROOT, stdin=handle,
+                              capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def broker_log_count(pattern):
+    return len(re.findall(pattern, logs(containers("broker")[0])))
+
+
+def test_keys_add_a_machine_revoke_and_allow_again():
+    """The README's commands: a worker on the host with a key of its own,
+    its public certificate put into the broker's allow directory through
+    the keys service, SIGHUP; then the demo workers' key revoked (they are
+    cut off, the host's goes on) and allowed again (restarted, they work
+    again)."""
+    hup = lambda: compose("kill", "-s", "SIGHUP", "broker")
+    reloaded = r"zap: reloaded: %d keys allowed"
+    with Cluster("deploy-add") as c:
+        subprocess.run([harness.binary("keygen"), "beta", "--role", "worker", "--dir", c.dir],
+                       check=True, capture_output=True, timeout=10)
+        keys_service("sh", "-c", "cat > /keys/broker/allow/beta.cert",
+                     stdin=c.path("beta.cert"))
+        before = broker_log_count(reloaded % 5)
+        hup()
+        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
+        worker = c.start("worker", "--dispatch", "tcp://127.0.0.1:%d" % S.ports["DISPATCH"],
+                         "--results", "tcp://127.0.0.1:%d" % S.ports["RESULTS"], "--threads", 1,
+                         "--name", "beta", "--curve-cert", c.path("beta.cert_secret"),
+                         "--curve-server", host_keys("primes", "sink")[1], name="beta")
+        wait_until("the host's worker named in the broker's stats with work", lambda: any(
+            n > 0 for name, n in worker_stats().items() if name.startswith("beta")), 20)
+
+        def demo_workers(beta=False):
+            return sum(n for name, n in worker_stats().items()
+                       if name.startswith("beta") == beta)
+        refused = broker_log_count(r"on the dispatch endpoint: unknown key")
+        keys_service("rm", "/keys/broker/allow/worker.cert")
+        before = broker_log_count(reloaded % 4)
+        hup()
+        wait_until("the broker reloads 4 keys", lambda: broker_log_count(reloaded % 4) > before, 5)
+        wait_until("the demo's workers refused", lambda: broker_log_count(
+            r"on the dispatch endpoint: unknown key") > refused, 5)
+        time.sleep(2)
+        demo_then, beta_then = demo_workers(), demo_workers(beta=True)
+        time.sleep(3)
+        assert demo_workers() == demo_then, "revoked workers still work"
+        assert demo_workers(beta=True) > beta_then, "the host's worker stopped too"
+        log("demo workers' key revoked: they stopped at %d numbers, beta went on (%d)"
+            % (demo_then, demo_workers(beta=True)))
+
+        # Allowed again; a refused worker does not try again by itself
+        # (libzmq ends a connection whose handshake failed): restarted.
+        keys_service("cp", "/keys/worker/keys/worker.cert", "/keys/broker/allow/")
+        before = broker_log_count(reloaded % 5)
+        hup()
+        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
+        compose("restart", "worker", timeout=120)
+
+        def demo_reporting():
+            last = [r for r in stats_records() if r.get("workers")][-1:]
+            workers = last[0]["workers"] if last else []
+            return [w["name"] for w in workers if not str(w["name"]).startswith("beta")
+                    and w.get("last_seen_ms", 1e9) < 1500]
+        back = wait_until("the demo's workers report again", demo_reporting, 20)
+        log("allowed again, restarted: the demo's workers report again: %s" % back)
+        assert worker.stop(timeout=5) == 0, worker.log()
+    keys_service("rm", "/keys/broker/allow/beta.cert")
+    hup()
 
 
 def test_kill_worker_loses_nothing():
@@ -529,7 +727,22 @@ def test_swarm_stack():
         raise AssertionError("deploy/swarm-ports.yml: %s" % done.stderr)
     ports = re.findall(r"mode: host", done.stdout)
     assert done.returncode != 0 or len(ports) == 5, done.stdout
-    done = docker("stack", "deploy", "-c", COMPOSE, "-c", S.override, PROJECT, timeout=120)
+    # The README's secrets: keys made outside the swarm, one secret a file.
+    keys = os.path.join(S.scratch, "swarm-keys")
+    os.makedirs(keys)
+    for name, role in (("broker", None), ("health", "sink"), ("source", "source"),
+                       ("worker", "worker"), ("sink", "sink")):
+        subprocess.run([harness.binary("keygen"), name, "--dir", keys] +
+                       (["--role", role] if role else []),
+                       check=True, capture_output=True, timeout=10)
+    made = sorted(os.listdir(keys))
+    with open(SWARM_KEYS) as handle:
+        wanted = re.findall(r"^  ([\w.]+): \{external: true\}$", handle.read(), re.M)
+    assert set(wanted) <= set(made), "deploy/swarm-keys.yml wants %s" % wanted
+    for name in wanted:
+        docker("secret", "create", name, os.path.join(keys, name))
+    done = docker("stack", "deploy", "-c", COMPOSE, "-c", SWARM_KEYS, "-c", S.override,
+                  PROJECT, timeout=120)
     log("stack deploy: %s" % " | ".join(done.stdout.strip().splitlines()))
 
     def primes():
@@ -538,6 +751,11 @@ def test_swarm_stack():
         return found or None
     found = wait_until("a prime in the swarm's primes service", primes, 60)
     log("swarm: first primes %.1f s after deploy: %s" % (time.monotonic() - started, found[:5]))
+    out = docker("service", "logs", "--raw", PROJECT + "_broker", check_rc=False)
+    allowed = re.findall(r"zap: \d+ keys allowed, from \S+", out.stdout + out.stderr)
+    assert allowed and allowed[-1].startswith("zap: 4 keys allowed, from /run/secrets"), \
+        allowed or out.stdout + out.stderr
+    log("swarm: " + allowed[-1])
     assert all(is_prime(n) for n in found), found
     services = docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}").stdout
     print(services, flush=True)

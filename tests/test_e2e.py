@@ -80,7 +80,7 @@ BAD_REQUESTS = [
     ("8 bytes", ["4e" + "00" * 7], 1),
     ("10 bytes", [record_hex("N", 5) + "00"], 1),
     ("4097 records", [record_hex("N", 5) + "*4097"], 2),
-    ("unknown tag", [record_hex("X", 5)], 3),
+    ("unknown tag", [record_hex("Z", 5)], 3),
     ("NUL tag", [record_hex("\0", 5)], 3),
     ("P from a source", [record_hex("P", 5)], 4),
     ("A from a source", [record_hex("N", 5) + record_hex("A", 1)], 4),

@@ -31,7 +31,7 @@
 #include "record.h"
 
 #define S_TAG_MASK(tag)     (UINT32_C (1) << ((tag) - 'A'))
-#define S_HEADER            64      //  bytes of a segment header (docs/JOURNAL.md)
+#define S_HEADER            96      //  bytes of a segment header (docs/JOURNAL.md)
 #define S_BLOCK             40      //  bytes of a block header
 #define S_BLOCK_SYNCED      28      //  where in it the synced-through offset is
 #define S_BLOCK_CRC         36      //  where in it the CRC is (of bytes before + payload)
@@ -265,7 +265,7 @@ s_commit (s_model_t *self)
         self->start_at [k] = self->end_at [k] - staged;
         self->written_at [k] = pz_journal_written (self->journal);
         free (path);
-        //  What it records: 56 in a new segment (the position jumped by
+        //  What it records: S_HEADER in a new segment (the position jumped by
         //  more than the block), the size at open for the first after an
         //  open, else what the last commit or s_synced made known.
         bool rolled = self->written_at [k] - before != staged;
@@ -737,6 +737,20 @@ Test (journal, reader_returns_exactly_the_wanted_publications_in_chunks, .timeou
                                     &next, &oldest);
     cr_assert (bytes == 0 && next == last + 5);
 
+    //  One seq at a time, [seq, seq + 1), the same reader: every one, even
+    //  where several share a block (until cuts inside it, and the next
+    //  call goes on from there).
+    size_t one_by_one = 0;
+    for (int64_t seq = 1; seq <= last; seq++) {
+        bytes = pz_journal_reader_read (reader, seq, seq + 1, last, S_ALL_TAGS,
+                                        got + one_by_one, 65536, &next, &oldest);
+        cr_assert_eq (next, seq + 1);
+        one_by_one += bytes;
+    }
+    size_t every = s_expected (model, 1, 0, last, S_ALL_TAGS, 1, expected);
+    cr_assert (one_by_one == every && memcmp (got, expected, every) == 0,
+               "seq by seq: %zu bytes, expected %zu", one_by_one, every);
+
     //  The writer goes on while the reader holds its position.
     int64_t from = 1;
     size_t size = s_read_all (reader, from, 0, last, S_ALL_TAGS, 65536, got, &oldest);
@@ -1193,7 +1207,7 @@ Test (journal, a_block_a_later_one_records_as_synced_is_refused_when_bad,
 
 //  What pz_journal_written and pz_journal_synced mean across segments:
 //  the position only grows; a sync of a segment left since says nothing
-//  of the new one (its header is synced: 56); a lower position changes
+//  of the new one (its header is synced: S_HEADER); a lower position changes
 //  nothing; a commit counts as synced; an open counts what it read.
 Test (journal, synced_positions_count_only_in_their_own_segment, .init = s_quiet,
       .timeout = 30)
@@ -1269,9 +1283,10 @@ Test (journal, a_block_claiming_an_impossible_sync_is_refused, .init = s_quiet,
     s_model_destroy (&model);
 }
 
-//  Version 1 block headers lack the synced-through offset, version 2
-//  segments ranges and the R tag-seq: refused, and the message says so.
-Test (journal, a_version_1_journal_is_refused_with_a_clear_message, .init = s_quiet,
+//  An older format (version 2 segment headers have no room for the X
+//  tag-seq; version 1 blocks no synced-through offset) is refused, and
+//  the message says what to do; version 3 (no ranges) is read as it is.
+Test (journal, an_older_format_is_refused_with_a_clear_message, .init = s_quiet,
       .timeout = 10)
 {
     s_model_t *model = s_model_new (64 * 1024 * 1024);
@@ -1282,26 +1297,32 @@ Test (journal, a_version_1_journal_is_refused_with_a_clear_message, .init = s_qu
     uint8_t *whole = s_file_read (path, &size);
     cr_assert_eq (whole [8], PZ_JOURNAL_VERSION);
     uint32_t crc;
-    for (uint8_t version = 1; version <= 2; version++) {
+    for (uint8_t version = 1; version <= 3; version++) {
         whole [8] = version;
-        crc = pz_journal_crc32c (0, whole, 60);
+        crc = pz_journal_crc32c (0, whole, S_HEADER - 4);
         for (int index = 0; index < 4; index++)
-            whole [60 + index] = (uint8_t) (crc >> (8 * index));
+            whole [S_HEADER - 4 + index] = (uint8_t) (crc >> (8 * index));
         s_file_write (path, whole, size);
         char *error = NULL;
+        pz_journal_t *journal = pz_journal_open (&model->config, &error);
+        if (version == 3) {
+            cr_assert (journal, "version 3 refused: %s", error);
+            pz_journal_destroy (&journal);
+            continue;
+        }
         char expected [32];
         snprintf (expected, sizeof expected, "format version %d", version);
-        cr_assert_null (pz_journal_open (&model->config, &error));
+        cr_assert_null (journal);
         cr_assert (error && strstr (error, path) && strstr (error, expected)
-                   && strstr (error, "only version 3") && strstr (error, "move the directory"),
-                   "%s", error);
+                   && strstr (error, "only versions 3 to 4")
+                   && strstr (error, "move the directory"), "%s", error);
         cr_assert_eq (s_file_size (path), (int64_t) size);
         free (error);
     }
     whole [8] = PZ_JOURNAL_VERSION;
-    crc = pz_journal_crc32c (0, whole, 60);
+    crc = pz_journal_crc32c (0, whole, S_HEADER - 4);
     for (int index = 0; index < 4; index++)
-        whole [60 + index] = (uint8_t) (crc >> (8 * index));
+        whole [S_HEADER - 4 + index] = (uint8_t) (crc >> (8 * index));
     s_file_write (path, whole, size);
     free (whole);
     free (path);

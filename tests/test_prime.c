@@ -5,7 +5,7 @@
     =========================================================================
 
     Checks pz_prime_is_prime and pz_prime_check against verdicts that come
-    from methods independent of worker/prime.c: a sieve of Eratosthenes
+    from methods independent of proto/prime.c: a sieve of Eratosthenes
     below 10^7, factorisations stated here and checked by multiplication
     (or found here by trial division), and a deliberately plain reference,
     Miller-Rabin with the first 12 primes as bases on 128-bit remainders,

@@ -57,7 +57,7 @@ def test_bad_flags_exit_2_with_one_clear_line():
         ("source", ["--count", "12abc"], "is not a whole number"),
         ("source", ["--min", "10", "--max", "5"], "above --max"),
         ("source", ["--timeout"], "needs a value"),
-        ("sink", ["--tags", "PX"], "not a set of tags"),
+        ("sink", ["--tags", "PZ"], "not a set of tags"),
         ("sink", ["--format", "xml"], "not text, json, csv or none"),
         ("sink", ["extra"], "unexpected argument"),
     ]

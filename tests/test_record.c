@@ -109,7 +109,7 @@ Test (record, every_malformed_case_has_its_code, .timeout = 5)
     cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);
     cr_assert_eq (pz_record_check (frame, size - 1, "N"), PZ_ERR_LENGTH);
     //  Length errors come before anything else: a bad tag in a bad length.
-    frame [0] = 'X';
+    frame [0] = 'Z';
     cr_assert_eq (pz_record_check (frame, 10, "N"), PZ_ERR_LENGTH);
     cr_assert_eq (pz_record_check (frame, 9, "N"), PZ_ERR_UNKNOWN_TAG);
     frame [0] = '\0';
@@ -141,7 +141,7 @@ Test (record, knows_its_tags_and_describes_errors, .timeout = 5)
     const char *tags = "NPCAEI";
     for (const char *tag = tags; *tag; tag++)
         cr_assert (pz_record_tag_known (*tag));
-    cr_assert_not (pz_record_tag_known ('X'));
+    cr_assert_not (pz_record_tag_known ('Z'));
     cr_assert_not (pz_record_tag_known ('\0'));
     for (int code = 1; code <= PZ_ERR_MAX; code++)
         cr_assert_str_neq (pz_error_str (code), "unknown error");

@@ -430,7 +430,7 @@ Test (sink, gap_without_history_is_lost, .timeout = 20)
     char summary [512];
     pz_sink_summary (rig->sink, summary, sizeof summary);
     cr_assert_str_eq (summary, "printed N 0, P 6, C 0; 0 malformed messages dropped; "
-                      "gaps 1, filled 0 messages from history, lost 1 messages");
+                      "gaps 1, filled 0 messages from history, lost 1 messages; corrections 0");
     free (output);
     s_rig_destroy (&rig);
 }
@@ -631,7 +631,7 @@ Test (sink, resume_continues_exactly, .timeout = 20)
     cr_assert_eq (s_resume_run (rig, path, 7, 1), PZ_SINK_OK);
     char *position = s_output (path);
     cr_assert (strstr (position, "playzmq-sink resume 1\ntag P seq 3 tag-seq 3 partial 1\n"
-                       "output dev "), "%s", position);
+                       "tag X seq 2 tag-seq 0 partial 0\noutput dev "), "%s", position);
     free (position);
     //  What a run killed between its write and its position leaves behind.
     cr_assert_eq (write (rig->out_fd, "P 999\n", 6), 6);
@@ -654,7 +654,7 @@ Test (sink, resume_file_malformed, .timeout = 20)
         "",
         "hello\n",
         "playzmq-sink resume 2\n",
-        "playzmq-sink resume 1\ntag X seq 4 tag-seq 2 partial 0\n",
+        "playzmq-sink resume 1\ntag Z seq 4 tag-seq 2 partial 0\n",
         "playzmq-sink resume 1\ntag P seq 4 tag-seq 5 partial 0\n",
         "playzmq-sink resume 1\ntag P seq -4 tag-seq 2 partial 0\n",
         "playzmq-sink resume 1\ntag P seq 4 tag-seq 2 partial 0\ntag P seq 4 tag-seq 2 partial 0\n",
@@ -720,7 +720,7 @@ Test (sink, malformed_dropped, .timeout = 20)
     s_publish (rig, 1);
     zmq_send (pub, "Pabcd", 5, 0);                          //  length
     pz_record_encode (frame, 'P', 5);
-    pz_record_encode (frame + 9, 'X', 5);
+    pz_record_encode (frame + 9, 'Z', 5);
     zmq_send (pub, frame, 18, 0);                           //  unknown tag
     pz_record_encode (frame + 9, 'P', 6);
     zmq_send (pub, frame, 18, 0);                           //  no trailer

@@ -21,9 +21,10 @@ static const char s_example [] =
     "{\"type\":\"stats\",\"final\":false,\"uptime_ms\":2002,\"accepted\":2000000,\"requests\":1954,"
     "\"retries\":0,\"dispatched\":2000000,\"dispatches\":496,\"redispatched\":0,\"results\":2000000,"
     "\"duplicates\":0,\"inflight\":0,\"recovered\":0,\"published\":2946,\"seq\":2946,\"journal\":true,"
-    "\"commits\":552,\"unavailable\":0,\"subscriptions\":2,\"errors\":{},\"rate\":1110144,"
+    "\"commits\":552,\"unavailable\":0,\"subscriptions\":2,\"audit\":0.01,\"audited\":20012,"
+    "\"audit_failures\":0,\"cut_off\":0,\"corrections\":0,\"errors\":{},\"rate\":1110144,"
     "\"workers\":[{\"name\":\"alpha\",\"numbers\":1016960,\"reports\":251,\"duplicates\":0,\"rejected\":0,"
-    "\"rate\":557184,\"last_seen_ms\":147}]}";
+    "\"rate\":557184,\"last_seen_ms\":147,\"wrong\":0,\"cut_off\":false}]}";
 
 #define S_ENDPOINT  "tcp://127.0.0.1:1"
 
@@ -410,6 +411,33 @@ Test (top, renders_rates_totals_chart_and_workers, .timeout = 10)
     cr_assert (strstr (screen, "alpha ") < strstr (screen, "beta "));
     pz_top_destroy (&top);
     cr_assert_null (top);
+    pz_top_destroy (&top);
+}
+
+//  A worker the audit caught is marked in its row, with its wrong reports,
+//  and parsed as such.
+Test (top, marks_a_worker_cut_off_by_the_audit, .timeout = 10)
+{
+    pz_top_t *top = pz_top_new (S_ENDPOINT);
+    const char *text =
+        "{\"type\":\"stats\",\"final\":false,\"uptime_ms\":1000,\"results\":10,"
+        "\"audit\":0.01,\"audited\":5,\"audit_failures\":2,\"cut_off\":3,"
+        "\"corrections\":1,\"rate\":10,\"workers\":["
+        "{\"name\":\"honest\",\"numbers\":10,\"rate\":10,\"last_seen_ms\":5,"
+        "\"wrong\":0,\"cut_off\":false},"
+        "{\"name\":\"liar\",\"numbers\":0,\"rejected\":5,\"rate\":0,"
+        "\"last_seen_ms\":5,\"wrong\":2,\"cut_off\":true}]}";
+    cr_assert_eq (pz_top_feed (top, text, strlen (text), 1000), PZ_TOP_OK);
+    const pz_top_stats_t *stats = pz_top_stats (top);
+    cr_assert (stats->workers [1].cut_off && stats->workers [1].wrong == 2);
+    cr_assert (!stats->workers [0].cut_off);
+    char screen [16384], line [256];
+    pz_top_view_t view = { 120, 40, true };
+    pz_top_render (top, screen, sizeof screen, &view, 1000);
+    cr_assert (s_find_line (screen, "liar ", line, sizeof line), "%s", screen);
+    cr_assert (strstr (line, "CUT OFF: 2 wrong reports"), "%s", line);
+    cr_assert (s_find_line (screen, "honest ", line, sizeof line), "%s", screen);
+    cr_assert (!strstr (line, "CUT OFF"), "%s", line);
     pz_top_destroy (&top);
 }
 

@@ -131,6 +131,8 @@ static const s_field_t s_worker_fields [] = {
     S_WORKER (rejected, S_COUNT),
     S_WORKER (rate, S_RATE),
     S_WORKER (last_seen_ms, S_COUNT),
+    S_WORKER (wrong, S_COUNT),
+    S_WORKER (cut_off, S_FLAG),
     { NULL, S_COUNT, 0 }
 };
 
@@ -1043,6 +1045,10 @@ s_render_workers (pz_top_t *self, s_screen_t *screen, int64_t age_ms)
         char name [S_NAME_WIDTH_MAX + 1], rate [32], numbers [32], reports [32],
              rejected [32], seen [32], share [32];
         s_name_text (name, sizeof name, worker->name, name_width);
+        if (worker->cut_off)
+            snprintf (share, sizeof share, "CUT OFF: %" PRId64 " wrong report%s",
+                      worker->wrong, worker->wrong == 1 ? "" : "s");
+        else
         if (total > 0) {
             double part = worker->rate / total;
             int filled = (int) lround (part * S_SHARE_BAR);

@@ -54,6 +54,8 @@ typedef struct {
     int64_t rejected;           //  its reports answered with an E
     double rate;                //  numbers/s since the broker's previous snapshot
     int64_t last_seen_ms;       //  milliseconds since its latest report
+    int64_t wrong;              //  its reports the audit found wrong
+    bool cut_off;               //  cut off by the audit now
 } pz_top_worker_t;
 
 //  One E code and how many times the broker sent it.

@@ -37,6 +37,7 @@ struct _pz_worker_t {
     int64_t *range_primes;      //  primes of the piece being sieved,
                                 //  S_RANGE_PRIMES_MAX of them
     bool terminated;            //  $TERM came on the actor pipe
+    bool cut_off;               //  the broker's audit refused a report (E 11)
     pz_worker_stats_t stats;    //  counters
 };
 
@@ -233,6 +234,18 @@ s_handle_ack (pz_worker_t *self, int index, const uint8_t *reply, int size)
         return;
     }
     self->stats.rejected++;
+    if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ERROR
+    &&  pz_record_value (reply) == PZ_ERR_AUDIT) {
+        //  Our verdicts were found wrong: this machine cannot be trusted
+        //  to test numbers (faulty memory or CPU?), so it stops.
+        if (!self->cut_off)
+            zsys_error ("worker: the broker's audit found a wrong verdict in the report "
+                        "for dispatch %" PRId64 " (E 11): this worker is cut off; "
+                        "stopping (check this machine's memory and CPU)",
+                        pz_record_value (pz_client_request (self->client, index)));
+        self->cut_off = true;
+        return;
+    }
     if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ERROR)
         zsys_warning ("worker: broker rejected report for dispatch %" PRId64
                       ": E %" PRId64 " (%s)",
@@ -298,6 +311,9 @@ pz_worker_run (pz_worker_t *self, zsock_t *pipe)
         }
         if (items [PULL].revents & ZMQ_POLLIN)
             s_pull_dispatch (self, &dispatch, free_slot, now_ms);
+        if (self->cut_off)
+            result = -1;
+        else
         if (pz_client_expire (self->client, now_ms) != 0) {
             zsys_error ("worker: giving up: no ack from results endpoint %s after %"
                         PRId64 " attempts", self->results_endpoint,
