@@ -40,6 +40,7 @@
 #include "idtable.h"
 #include "journal.h"
 #include "leases.h"
+#include "prime.h"
 #include "publication.h"
 #include "ranges.h"
 #include "recent.h"
@@ -601,11 +602,77 @@ s_settle_ranges (pz_broker_t *self, s_item_t *item, const uint8_t *records)
     }
 }
 
+static void s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
+                       pz_lease_t *lease, const uint8_t *record);
+
+//  Numbers of an R piece the audit tests for being left out rightly: as
+//  many as a report of this many records would get tested, at most.
+#define S_AUDIT_SPAN        4096
+
+//  Returns true if value is among the count primes at records (ascending).
+static bool
+s_reported (const uint8_t *records, size_t count, int64_t value)
+{
+    size_t low = 0, high = count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        int64_t at = pz_record_value (records + middle * PZ_RECORD_SIZE);
+        if (at == value)
+            return true;
+        if (at < value)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return false;
+}
+
+//  The audit of an R piece's report, its count primes at records: a sample
+//  of them tested again (audit.h), and numbers of the piece it left out,
+//  as many as a report of min (width, S_AUDIT_SPAN) records gets tested,
+//  drawn at random, each tested for being composite. A count (Q) cannot be
+//  sampled. Returns true, with the wrong record in wrong (a P that is
+//  composite, or C for a prime left out), if one is wrong.
+static bool
+s_audit_piece (pz_broker_t *self, pz_piece_t *piece, const uint8_t *records,
+               size_t count, uint8_t *wrong)
+{
+    //  The audit takes reports of up to PZ_RECORDS_MAX records: a piece's
+    //  primes (up to 116,505) in chunks of that, each sampled on its own.
+    for (size_t first = 0; first < count; first += PZ_RECORDS_MAX) {
+        size_t chunk = count - first < PZ_RECORDS_MAX ? count - first : PZ_RECORDS_MAX;
+        const uint8_t *at_first = records + first * PZ_RECORD_SIZE;
+        int64_t at = pz_audit_check (self->audit, at_first, chunk);
+        if (at >= 0) {
+            memcpy (wrong, at_first + (size_t) at * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+            return true;
+        }
+    }
+    int64_t lo = pz_piece_lo (piece);
+    uint64_t width = (uint64_t) pz_piece_hi (piece) - (uint64_t) lo + 1;
+    size_t indexes [S_AUDIT_SPAN];
+    size_t span = width < S_AUDIT_SPAN ? (size_t) width : S_AUDIT_SPAN;
+    size_t samples = pz_audit_sample (self->audit, span, indexes);
+    uint64_t seed = (uint64_t) zclock_usecs () ^ (uint64_t) pz_piece_hi (piece);
+    for (size_t sample = 0; sample < samples; sample++) {
+        uint64_t offset = pz_idtable_mix (seed + indexes [sample] + sample) % width;
+        int64_t value = (int64_t) ((uint64_t) lo + offset);
+        if (!s_reported (records, count, value) && pz_prime_is_prime (value)) {
+            pz_record_encode (wrong, PZ_TAG_COMPOSITE, value);
+            return true;
+        }
+    }
+    return false;
+}
+
 //  Takes a piece report (I id R lo R hi P..., or Q) into the batch, or
 //  answers it at once: its primes go out as P publications of at most
-//  PZ_RECORDS_MAX, and if it finishes its range, the R announcement.
+//  PZ_RECORDS_MAX, and if it finishes its range, the R announcement. An R
+//  piece's report is audited first; one found wrong is refused (E 11), its
+//  worker cut off and the piece pushed again.
 static void
-s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker)
+s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
+              const char *sender)
 {
     const uint8_t *data = pz_request_data (request);
     size_t size = pz_request_size (request);
@@ -627,6 +694,15 @@ s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker)
     if (!piece) {
         worker->duplicates++;
         s_reply (self, request, self->results, PZ_TAG_ACK, ack);
+        return;
+    }
+    uint8_t wrong [PZ_RECORD_SIZE];
+    if (!reported && pz_piece_tag (piece) == PZ_TAG_RANGE
+    &&  s_audit_piece (self, piece, data + 3 * PZ_RECORD_SIZE,
+                       size / PZ_RECORD_SIZE - 3, wrong)) {
+        pz_ranges_release (self->ranges, piece);
+        s_cut_off (self, worker, sender, NULL, wrong);
+        s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
         return;
     }
     s_item_t *item = s_batch_add (self, request, false, reported ? S_ECHO : S_PIECE);
@@ -792,8 +868,9 @@ s_sender_name (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
 //  verdict at record: bans it for ban_s (under CURVE its key, which the ZAP
 //  handler then refuses, and the dispatch endpoint is bound again so that
 //  its connection ends and it takes no more work), gives its dispatch to
-//  another worker at once, and queues its earlier verdicts still in the
-//  journal for a re-check.
+//  another worker at once (lease NULL: a piece of a range, which the caller
+//  released), and queues its earlier verdicts still in the journal for a
+//  re-check (those of numbers: the primes of its earlier pieces are not).
 static void
 s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
            pz_lease_t *lease, const uint8_t *record)
@@ -804,7 +881,8 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     worker->cut_off_until_ms = now_ms + self->config.ban_s * 1000;
     self->stats.audit_failures++;
     pz_bans_add (self->bans, sender, now_ms + self->config.ban_s * 1000);
-    pz_leases_release (self->leases, lease);
+    if (lease)                  //  NULL for a piece of a range: released already
+        pz_leases_release (self->leases, lease);
     int64_t value = pz_record_value (record);
     zsys_error ("broker: audit: worker %s reported %c %" PRId64 ", which is %s: "
                 "report refused (E 11), %s cut off for %" PRId64 " s, its dispatch "
@@ -855,7 +933,7 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     if (size >= 2 * PZ_RECORD_SIZE
     &&  (pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE
     ||   pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT)) {
-        s_take_piece (self, request, worker);
+        s_take_piece (self, request, worker, sender);
         return;
     }
     pz_error_t error = request->error != PZ_OK ? request->error

@@ -526,6 +526,19 @@ pz_ranges_check (pz_ranges_t *self, const uint8_t *data, size_t size,
     return PZ_OK;
 }
 
+//  Ends a leased piece's lease early: first in line again.
+void
+pz_ranges_release (pz_ranges_t *self, pz_piece_t *piece)
+{
+    assert (self && piece);
+    if (piece->state != S_LEASED)
+        return;
+    zlistx_delete (self->leased, piece->handle);
+    piece->state = S_WAITING;
+    piece->handle = zlistx_add_start (self->waiting, piece);
+    self->stats.redispatched++;
+}
+
 //  Counts a checked piece's report into its range.
 bool
 pz_ranges_report (pz_ranges_t *self, pz_piece_t *piece, int64_t count,

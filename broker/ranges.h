@@ -149,6 +149,11 @@ pz_error_t
     pz_ranges_check (pz_ranges_t *self, const uint8_t *data, size_t size,
                      pz_piece_t **piece_p, bool *reported_p);
 
+//  Ends a leased piece's lease early and puts it first in line (its report
+//  was refused by the audit). A piece not leased is left as it is.
+void
+    pz_ranges_release (pz_ranges_t *self, pz_piece_t *piece);
+
 //  Counts a checked piece's report into its range: count primes. Returns
 //  true and fills *done if that finishes the range.
 bool

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 
 import harness
 from harness import (Cluster, private_endpoints, rawreq, read_records, record_hex,
@@ -223,6 +224,46 @@ def test_bad_ranges():
         assert rawreq(ep["results"], forged) == [("E", 6)]
         assert broker.stop(timeout=5) == 0, broker.log()
         assert "E12:" in broker.log() and "E13:" in broker.log() and "E14:" in broker.log()
+
+
+def test_lying_worker_on_a_range():
+    """A worker that reports every odd number of its pieces as prime is
+    caught by the audit on its first piece (E 11, cut off); the piece goes
+    to an honest worker, and the sink's primes and the announcement are
+    right: none of the lies was published."""
+    lo, hi = 100000, 101999
+    with Cluster("ranges") as c:
+        # --audit 1: every record of a report tested, so the catch is sure.
+        broker, ep = c.start_broker("--stats", "0", "--lease-ms", 1000, "--audit", 1,
+                                    "--range-lease", 1000, endpoints=private_endpoints())
+        out = c.path("out.txt")
+        sink = c.start("sink", *sink_endpoints(ep), "--tags", "PR", stdout=out)
+        broker.wait_for_log(r"sink subscribed", count=2)
+        lies = c.path("liar.out")
+        liar = harness.Proc(c, "liar", [os.path.join(harness.BUILD, "tests", "liar"),
+                                        "--dispatch", ep["dispatch"], "--results",
+                                        ep["results"], "--name", "liar", "--reports", "1"],
+                            stdout=lies)
+        c.procs.append(liar)
+        time.sleep(0.5)             # the liar alone: the first piece is its
+        source = c.start("source", "--connect", ep["source"], "--range", "%d:%d" % (lo, hi))
+        assert source.wait(30) == 0, source.log()
+        assert liar.wait(30) == 0, liar.log()
+        with open(lies) as handle:
+            report = handle.readline().split()
+        assert report[:2] == ["report", "1"] and report[7:] == ["E", "11"], report
+        assert int(report[5]) > 0, "the liar told no lie: %s" % report
+        assert "audit: worker liar reported" in broker.log(), broker.log()
+        honest = c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"],
+                         "--threads", 1)
+        expected = python_primes(lo, hi)
+        harness.wait_for_lines(out, len(expected) + 1, 30)
+        assert sink.stop(timeout=5) == 0, sink.log()
+        records = read_records(out)
+        assert sorted(v for _, v in records) == expected, "published primes differ"
+        with open(out) as handle:
+            assert "R %d:%d %d\n" % (lo, hi, len(expected)) in handle.read()
+        assert honest.stop(timeout=5) == 0
 
 
 if __name__ == "__main__":
