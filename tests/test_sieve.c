@@ -7,7 +7,7 @@
     Checks pz_sieve_count and pz_sieve_primes, by both methods (primesieve
     and presieve + Baillie-PSW) and AUTO, against oracles independent of
     worker/: tests/reference.c's Miller-Rabin on every number of an interval
-    (so intervals stay short), and the known values of pi(10^k) for k <= 10
+    (so intervals stay short), and the known values of pi(10^k) for k <= 9
     (mathematical constants: OEIS A006880). The intervals aim at the edges:
     lengths 0 and 1, lo = hi = a prime, starts at 0, 1 and 2, the very top
     below 2^63, and segment boundaries of the presieve.
@@ -116,12 +116,13 @@ Test (sieve, random, .timeout = 120)
 
 Test (sieve, pi_of_powers_of_ten, .timeout = 60)
 {
-    //  pi(10^k), k = 1..10: known values (OEIS A006880).
-    static const int64_t pi [11] = {
-        0, 4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534, 455052511
+    //  pi(10^k), k = 1..9: known values (OEIS A006880). (k = 10 takes
+    //  seconds, minutes under valgrind: the pipeline test has k <= 9 too.)
+    static const int64_t pi [10] = {
+        0, 4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534
     };
     int64_t power = 1;
-    for (int k = 1; k <= 10; k++) {
+    for (int k = 1; k <= 9; k++) {
         power *= 10;
         cr_assert_eq (pz_sieve_count (0, power, PZ_SIEVE_AUTO), pi [k], "pi(10^%d)", k);
         if (k <= 7)
