@@ -275,14 +275,15 @@ def main():
         "rows says more about the machine than about the pipeline." % (
             date, load, command, options.repeat, T_COUNT_RATIO, verdict), "",
         ] + table + ["",
-        "- Counting near 10^12: each 2^26 piece is ~25 ms of libprimesieve, and the "
+        "- Counting near 10^12: each 2^27 piece is ~50 ms of libprimesieve, and the "
         "broker's cost per piece (two small messages) is small beside it; what is "
-        "left of the gap to primesieve is libprimesieve's setup per call (one per "
-        "piece) and the source's start and its wait for the announcement. The "
+        "left of the gap to primesieve is libprimesieve's setup per call, one per "
+        "piece (measured in one process: 3-6 % of a 2^27 piece, 10-20 % of a 2^26 "
+        "one), and the source's start and its wait for the announcement. The "
         "machine is shared (see the load average): the same configuration varies by "
         "tens of percent from run to run, hence the repeats and the best of each.",
         "- Near 10^18 every libprimesieve call first sieves the primes up to sqrt(hi), "
-        "~0.45 s, whatever the width: with the default 2^26 pieces that setup is most "
+        "~0.45 s, whatever the width: with the default 2^27 pieces that setup is most "
         "of each piece (the *default pieces* row); `--range-lease 2147483648 "
         "--lease-ms 60000` pays it once per ~2.5 s piece. A worker that kept its "
         "sieving primes between pieces would remove it; libprimesieve's API has no "

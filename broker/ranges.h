@@ -40,8 +40,10 @@
 //  numbers holds at most 2y / ln y primes, 80,660 for 2^19, which fit one
 //  report of PZ_WIRE_MAX bytes (116,505 primes).
 #define PZ_RANGES_PUBLISH_MAX   (INT64_C (1) << 19)
-//  Default width of Q pieces: about 25 ms of primesieve near 10^12.
-#define PZ_RANGES_PIECE_DEFAULT (INT64_C (1) << 26)
+//  Default width of Q pieces: about 50 ms of primesieve near 10^12. Each
+//  libprimesieve call sets up its sieve again (a few ms): measured, that
+//  costs 10-20 % of a 2^26 piece there, 3-6 % of a 2^27 one.
+#define PZ_RANGES_PIECE_DEFAULT (INT64_C (1) << 27)
 //  Default bound of pieces out at once.
 #define PZ_RANGES_INFLIGHT_DEFAULT  64
 //  A worker thread counts as active this long after its last piece report.

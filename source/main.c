@@ -75,6 +75,7 @@ main (int argc, char *argv [])
     config.count = -1;          //  not given: 100 random numbers, none with ranges
     const char *publish = NULL;
     const char *history = NULL;
+    const char *one_range = NULL;  //  only from PLAYZMQ_RANGE: argv's are taken above
     config.connect = NULL;      //  filled from --broker when not given
     const char *broker = "localhost";
     int64_t heartbeat_ms = config.sockopts.heartbeat_ivl_ms;
@@ -110,11 +111,13 @@ main (int argc, char *argv [])
         { "wait", 0, PZ_OPT_INT, &config.wait_s, 0, 86400, "S",
           "until the broker first answers, keep trying this long whatever "
           "--retries says: a broker still starting is waited for (0: don't)" },
+        { "range", 0, PZ_OPT_STRING, &one_range, 0, 0, "LO:HI",
+          "ask for every prime of [LO, HI], 0 <= LO <= HI <= 2^63 - 1; repeat "
+          "it for more (lines LO:HI in --input are ranges too)" },
         { "count-only", 0, PZ_OPT_FLAG, &config.count_only, 0, 0, NULL,
           "with --range (or LO:HI lines): have the broker count the primes "
           "of each range rather than publish them, and print 'LO:HI count' "
-          "for each (--range LO:HI asks for every prime of [LO, HI]; it may "
-          "repeat)" },
+          "for each" },
         { "publish", 0, PZ_OPT_STRING, &publish, 0, 0, "EP",
           "with --count-only: the broker's publish endpoint, where the counts "
           "are announced (default: tcp://HOST:5556)" },
@@ -136,6 +139,18 @@ main (int argc, char *argv [])
     if (parsed != PZ_CLI_RUN) {
         free (ranges);
         return parsed == PZ_CLI_DONE ? 0 : 2;
+    }
+    if (one_range) {
+        int64_t lo, hi;
+        const char *problem = pz_source_range_parse (one_range, &lo, &hi);
+        if (problem) {
+            free (ranges);
+            return pz_cli_error ("playzmq-source", "PLAYZMQ_RANGE '%s': %s", one_range,
+                                 problem);
+        }
+        ranges [2 * range_count] = lo;
+        ranges [2 * range_count + 1] = hi;
+        range_count++;
     }
     if (config.count < 0)
         config.count = range_count > 0 ? 0 : 100;

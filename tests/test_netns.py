@@ -157,7 +157,7 @@ def test_four_worker_hosts_share_the_work():
 
 def test_four_worker_hosts_share_a_range():
     """A counted range near 10^12, 8 * 10^9 numbers, from a client host:
-    the broker cuts it into pieces of 2^26 that spread over four worker
+    the broker cuts it into pieces of 2^27 that spread over four worker
     hosts (by their names in the broker's JSON stats: each sieved a fair
     share), and the count the source prints is the primesieve program's."""
     import shutil

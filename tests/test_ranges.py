@@ -224,6 +224,14 @@ def test_bad_ranges():
         assert rawreq(ep["results"], forged) == [("E", 6)]
         assert broker.stop(timeout=5) == 0, broker.log()
         assert "E12:" in broker.log() and "E13:" in broker.log() and "E14:" in broker.log()
+    # On the source's command line: exit 2 and a line saying what is wrong.
+    source = harness.binary("source")
+    for text, says in (("5:3", "LO is above HI"), ("-1:3", "negative"),
+                       ("1:9223372036854775808", "HI is not a 64-bit integer"),
+                       ("12", "not LO:HI"), ("a:5", "LO is not")):
+        ran = subprocess.run([source, "--range", text], capture_output=True, text=True,
+                             timeout=10)
+        assert ran.returncode == 2 and says in ran.stderr, (text, ran.returncode, ran.stderr)
 
 
 def test_lying_worker_on_a_range():
