@@ -1511,7 +1511,13 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
             fprintf (out, "%s\"%d\":%" PRIu64, comma, code, stats.errors [code]);
             comma = ",";
         }
-    fprintf (out, "},\"rate\":%.0f,\"workers\":[", rate);
+    fprintf (out, "},\"ranges\":{\"open\":%" PRIu64 ",\"pieces\":%" PRIu64
+             ",\"dispatched\":%" PRIu64 ",\"redispatched\":%" PRIu64 ",\"settled\":%"
+             PRIu64 ",\"numbers\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"done\":%"
+             PRIu64 "}", stats.ranges.open, stats.ranges.pieces, stats.ranges.dispatched,
+             stats.ranges.redispatched, stats.ranges.settled, stats.ranges.numbers,
+             stats.ranges.duplicates, stats.ranges.done);
+    fprintf (out, ",\"rate\":%.0f,\"workers\":[", rate);
     zlistx_t *names = s_worker_names (self);
     comma = "";
     for (const char *name = (const char *) zlistx_first (names); name;
