@@ -20,11 +20,11 @@ COPY . .
 RUN tools/build.sh
 
 FROM debian:bookworm-slim
-# libczmq4 and libzmq5 are what the executables link (with what they pull in:
+# libczmq4, libzmq5 and libprimesieve11 (workers) are what the executables link (with what they pull in:
 # libsodium, OpenPGM, NORM, Kerberos' GSSAPI). Nothing else: no shell tools
 # beyond the base image's, no apt lists, no logs of the install.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libczmq4 libzmq5 \
+ && apt-get install -y --no-install-recommends libczmq4 libzmq5 libprimesieve11 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
            /var/cache/debconf/*-old /var/lib/dpkg/*-old \
  && useradd --system --user-group --no-create-home --home-dir /nonexistent \

@@ -1826,6 +1826,10 @@ def write_doc(options, report, machine, command, date, plots, primality, profile
         + "\n")
     parts.append(hand_block(old, None, "## Where the time goes\n\n(Not written yet: read "
                                        "the profile above.)\n"))
+    # Ranges have a bench of their own (bench/ranges.py, beside the primesieve
+    # program): its section is kept as it wrote it.
+    parts.append(hand_block(old, "ranges", "## Ranges\n\n(Not measured yet: run "
+                                           "`python3 bench/ranges.py`.)\n"))
     parts.append("## The command of every configuration\n\n"
                  "As the bench ran them (its first run of each), with the programs' default "
                  "ports on 127.0.0.1 where the bench lets the kernel choose; the bare "

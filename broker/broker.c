@@ -40,7 +40,9 @@
 #include "idtable.h"
 #include "journal.h"
 #include "leases.h"
+#include "prime.h"
 #include "publication.h"
+#include "ranges.h"
 #include "recent.h"
 #include "request.h"
 #include "zap.h"
@@ -69,6 +71,7 @@
 typedef struct {
     char name [256];            //  its name, or a hex form of an unnamed peer's id
     uint64_t numbers;           //  numbers whose verdicts it was first to report
+                                //  (and numbers of the pieces of ranges it sieved)
     uint64_t reports;           //  reports of its that published verdicts
     uint64_t duplicates;        //  numbers it reported after someone else
     uint64_t rejected;          //  reports of its answered with E
@@ -88,7 +91,8 @@ typedef enum {
     S_VERDICT,                  //  a first valid report, if the commit works
     S_ECHO,                     //  a retried request or a repeated report whose
                                 //  first copy is in this batch: same fate
-    S_CORRECTION                //  an X publication, from no request
+    S_CORRECTION,               //  an X publication, from no request
+    S_PIECE                     //  a first valid report of a piece of a range
 } s_kind_t;
 
 typedef struct {
@@ -97,12 +101,18 @@ typedef struct {
     bool from_source;           //  on the source endpoint (else results)
     bool has_id;                //  S_ACCEPT: it began with an I record
     int64_t request_id;         //  S_ACCEPT: that record's value
-    size_t count;               //  numbers in it, for the A record
+    size_t count;               //  records in it, for the A record (a range
+                                //  is two; a piece report: numbers in the piece)
     int64_t seq;                //  S_ACCEPT: sequence number of its N publication
+    size_t ranges;              //  S_ACCEPT: ranges in it
+    int64_t range_key;          //  S_ACCEPT: key of its first range
+    pz_piece_t *piece;          //  S_PIECE: the piece
     pz_lease_t *lease;          //  S_VERDICT, S_ECHO of a report: the dispatch
     s_worker_t *worker;         //  a report's sender
     bool answered;              //  a report acknowledged once written
-    zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if none)
+    zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if
+                                //  none); S_PIECE: [0] its P publications and
+                                //  an R announcement, one after another
 } s_item_t;
 
 //  Requests and reports written to the journal together and settled
@@ -135,6 +145,7 @@ struct _pz_broker_t {
     bool shared_ready;          //  shared's lock and snapshot exist
     pz_journal_t *journal;      //  what was accepted and decided, or NULL
     pz_leases_t *leases;        //  dispatches waiting for workers or leased
+    pz_ranges_t *ranges;        //  accepted ranges and their pieces
     pz_recent_t *recent;        //  acks of recent request ids
     pz_audit_t *audit;          //  samples reports and tests them again
     pz_bans_t *bans;            //  workers cut off, by key or name
@@ -146,7 +157,7 @@ struct _pz_broker_t {
     zhashx_t *workers;          //  worker name -> s_worker_t, owns them
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
-    int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X published
+    int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X, R published
     s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
                                 //  for its sync, if any, then the one
                                 //  being filled
@@ -199,6 +210,8 @@ pz_broker_config_init (pz_broker_config_t *config)
         .max_messages = 16384,
         .lease_ms = 5000,
         .coalesce_ms = 10,
+        .range_lease = PZ_RANGES_PIECE_DEFAULT,
+        .range_inflight = PZ_RANGES_INFLIGHT_DEFAULT,
         .drain_ms = 1000,
         .stats_s = 10,
         .recent_requests = 65536,
@@ -250,6 +263,18 @@ s_recover_recent (void *arg, int64_t request_id, int64_t count)
     pz_recent_store (((pz_broker_t *) arg)->recent, request_id, count);
 }
 
+static void
+s_recover_range (void *arg, int64_t key, char tag, int64_t lo, int64_t hi)
+{
+    pz_ranges_add (((pz_broker_t *) arg)->ranges, key, tag, lo, hi);
+}
+
+static void
+s_recover_piece (void *arg, int64_t key, int64_t lo, int64_t hi, int64_t count)
+{
+    pz_ranges_restore_piece (((pz_broker_t *) arg)->ranges, key, lo, hi, count);
+}
+
 //  Opens the journal and reads it back. Returns false after logging if it
 //  cannot be used.
 static bool
@@ -275,11 +300,17 @@ s_journal_open (pz_broker_t *self)
                                                     PZ_TAGS_PUBLISHED [index]);
     pz_journal_take_recent (self->journal, (size_t) self->config.recent_requests,
                             s_recover_recent, self);
+    //  Ranges not done come back with the pieces they had done: only the
+    //  rest is cut again.
+    pz_journal_take_ranges (self->journal, s_recover_range, s_recover_piece, self);
+    pz_ranges_keys_from (self->ranges, pz_journal_next_key (self->journal));
     pz_journal_take_pending (self->journal, s_recover_pending, self);
+    pz_ranges_stats_t ranges;
+    pz_ranges_stats (self->ranges, &ranges);
     zsys_info ("broker: journal %s: publications continue at sequence number %"
                PRId64 "; %" PRIu64 " acknowledged numbers without verdict "
-               "dispatched again", self->journal_dir, self->next_seq,
-               self->stats.recovered);
+               "dispatched again; %" PRIu64 " ranges not done go on",
+               self->journal_dir, self->next_seq, self->stats.recovered, ranges.open);
     return true;
 }
 
@@ -313,6 +344,8 @@ pz_broker_new (const pz_broker_config_t *config)
                               % ((UINT64_C (1) << (62 - S_SEQUENCE_BITS)) - 1));
     self->leases = pz_leases_new (incarnation << S_SEQUENCE_BITS,
                                   config->lease_ms, config->coalesce_ms);
+    self->ranges = pz_ranges_new (incarnation << S_SEQUENCE_BITS, config->lease_ms,
+                                  config->range_lease, config->range_inflight);
     self->recent = pz_recent_new ((size_t) config->recent_requests);
     self->workers = zhashx_new ();
     assert (self->workers);
@@ -443,6 +476,7 @@ pz_broker_destroy (pz_broker_t **self_p)
     zhashx_destroy (&self->workers);
     pz_recent_destroy (&self->recent);
     pz_leases_destroy (&self->leases);
+    pz_ranges_destroy (&self->ranges);
     for (int index = 0; index < S_ENDPOINTS; index++) {
         zstr_free (&self->endpoints [index]);
         zstr_free (&self->binds [index]);
@@ -561,6 +595,197 @@ s_batch_add (pz_broker_t *self, pz_request_t *request, bool from_source, s_kind_
 
 
 //  --------------------------------------------------------------------------
+//  Ranges (ranges.h): the hooks of the request and report paths.
+
+//  Builds the N publication of an accepted request that holds ranges (its
+//  N records only, none if it has none) and reserves its ranges' keys.
+static void
+s_take_ranges (pz_broker_t *self, s_item_t *item, const uint8_t *records,
+               size_t count, size_t ranges)
+{
+    item->ranges = ranges;
+    item->range_key = pz_ranges_reserve_keys (self->ranges, ranges);
+    size_t numbers = count - 2 * ranges;
+    if (numbers > 0) {
+        uint8_t *gathered = (uint8_t *) malloc (numbers * PZ_RECORD_SIZE);
+        assert (gathered);
+        size_t used = 0;
+        for (size_t index = 0; index < count; index++)
+            if (pz_record_tag (records + index * PZ_RECORD_SIZE) == PZ_TAG_NUMBER)
+                memcpy (gathered + PZ_RECORD_SIZE * used++,
+                        records + index * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+        s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
+                             gathered, numbers);
+        free (gathered);
+    }
+    if (self->journal)
+        pz_journal_ranges (self->journal, item->request_id, (int64_t) count,
+                           item->range_key, records, count);
+}
+
+//  Hands an accepted request's ranges to pz_ranges, once it is durable.
+static void
+s_settle_ranges (pz_broker_t *self, s_item_t *item, const uint8_t *records)
+{
+    int64_t key = item->range_key;
+    for (size_t index = 0; index < item->count; index++) {
+        const uint8_t *record = records + index * PZ_RECORD_SIZE;
+        char tag = pz_record_tag (record);
+        if (tag == PZ_TAG_RANGE || tag == PZ_TAG_RANGE_COUNT) {
+            pz_ranges_add (self->ranges, key++, tag, pz_record_value (record),
+                           pz_record_value (record + PZ_RECORD_SIZE));
+            index++;
+        }
+    }
+}
+
+static void s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
+                       pz_lease_t *lease, const uint8_t *record);
+
+//  Numbers of an R piece the audit tests for being left out rightly: as
+//  many as a report of this many records would get tested, at most.
+#define S_AUDIT_SPAN        4096
+
+//  Returns true if value is among the count primes at records (ascending).
+static bool
+s_reported (const uint8_t *records, size_t count, int64_t value)
+{
+    size_t low = 0, high = count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        int64_t at = pz_record_value (records + middle * PZ_RECORD_SIZE);
+        if (at == value)
+            return true;
+        if (at < value)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    return false;
+}
+
+//  The audit of an R piece's report, its count primes at records: a sample
+//  of them tested again (audit.h), and numbers of the piece it left out,
+//  as many as a report of min (width, S_AUDIT_SPAN) records gets tested,
+//  drawn at random, each tested for being composite. A count (Q) cannot be
+//  sampled. Returns true, with the wrong record in wrong (a P that is
+//  composite, or C for a prime left out), if one is wrong.
+static bool
+s_audit_piece (pz_broker_t *self, pz_piece_t *piece, const uint8_t *records,
+               size_t count, uint8_t *wrong)
+{
+    //  The audit takes reports of up to PZ_RECORDS_MAX records: a piece's
+    //  primes (up to 116,505) in chunks of that, each sampled on its own.
+    for (size_t first = 0; first < count; first += PZ_RECORDS_MAX) {
+        size_t chunk = count - first < PZ_RECORDS_MAX ? count - first : PZ_RECORDS_MAX;
+        const uint8_t *at_first = records + first * PZ_RECORD_SIZE;
+        int64_t at = pz_audit_check (self->audit, at_first, chunk);
+        if (at >= 0) {
+            memcpy (wrong, at_first + (size_t) at * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+            return true;
+        }
+    }
+    int64_t lo = pz_piece_lo (piece);
+    uint64_t width = (uint64_t) pz_piece_hi (piece) - (uint64_t) lo + 1;
+    size_t indexes [S_AUDIT_SPAN];
+    size_t span = width < S_AUDIT_SPAN ? (size_t) width : S_AUDIT_SPAN;
+    size_t samples = pz_audit_sample (self->audit, span, indexes);
+    uint64_t seed = (uint64_t) zclock_usecs () ^ (uint64_t) pz_piece_hi (piece);
+    for (size_t sample = 0; sample < samples; sample++) {
+        uint64_t offset = pz_idtable_mix (seed + indexes [sample] + sample) % width;
+        int64_t value = (int64_t) ((uint64_t) lo + offset);
+        if (!s_reported (records, count, value) && pz_prime_is_prime (value)) {
+            pz_record_encode (wrong, PZ_TAG_COMPOSITE, value);
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Takes a piece report (I id R lo R hi P..., or Q) into the batch, or
+//  answers it at once: its primes go out as P publications of at most
+//  PZ_RECORDS_MAX, and if it finishes its range, the R announcement. An R
+//  piece's report is audited first; one found wrong is refused (E 11), its
+//  worker cut off and the piece pushed again.
+static void
+s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
+              const char *sender)
+{
+    const uint8_t *data = pz_request_data (request);
+    size_t size = pz_request_size (request);
+    pz_piece_t *piece = NULL;
+    bool reported = false;
+    pz_error_t error = request->error != PZ_OK ? request->error
+                     : pz_ranges_check (self->ranges, data, size, &piece, &reported);
+    if (error != PZ_OK) {
+        zsys_warning ("broker: rejected piece report of %zu bytes from worker %s: %s",
+                      size, worker->name, pz_error_str (error));
+        worker->rejected++;
+        s_reply (self, request, self->results, PZ_TAG_ERROR, error);
+        return;
+    }
+    size_t peer_size;
+    const uint8_t *peer = pz_request_peer (request, &peer_size);
+    pz_ranges_seen (self->ranges, peer, peer_size, zclock_mono ());
+    int64_t ack = (int64_t) (size / PZ_RECORD_SIZE - 1);
+    if (!piece) {
+        worker->duplicates++;
+        s_reply (self, request, self->results, PZ_TAG_ACK, ack);
+        return;
+    }
+    uint8_t wrong [PZ_RECORD_SIZE];
+    if (!reported && pz_piece_tag (piece) == PZ_TAG_RANGE
+    &&  s_audit_piece (self, piece, data + 3 * PZ_RECORD_SIZE,
+                       size / PZ_RECORD_SIZE - 3, wrong)) {
+        pz_ranges_release (self->ranges, piece);
+        s_cut_off (self, worker, sender, NULL, wrong);
+        s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
+        return;
+    }
+    s_item_t *item = s_batch_add (self, request, false, reported ? S_ECHO : S_PIECE);
+    item->count = (size_t) ack;
+    item->worker = worker;
+    if (reported)
+        return;                 //  answered as its first copy is
+    item->piece = piece;
+    data = pz_request_data (&item->request);
+    size_t records = size / PZ_RECORD_SIZE;
+    bool counted = pz_piece_tag (piece) == PZ_TAG_RANGE_COUNT;
+    size_t primes = counted ? 0 : records - 3;
+    int64_t count = counted ? pz_record_value (data + 3 * PZ_RECORD_SIZE) : (int64_t) primes;
+    pz_range_done_t done;
+    bool finishes = pz_ranges_report (self->ranges, piece, count, &done);
+    size_t messages = (primes + PZ_RECORDS_MAX - 1) / PZ_RECORDS_MAX;
+    size_t total = primes * PZ_RECORD_SIZE + messages * PZ_TRAILER_SIZE
+                 + (finishes ? PZ_ANNOUNCEMENT_RECORDS * PZ_RECORD_SIZE + PZ_TRAILER_SIZE : 0);
+    zmq_msg_t *message = &item->publications [0];
+    zmq_msg_close (message);
+    zmq_msg_init_size (message, total);
+    uint8_t *cursor = (uint8_t *) zmq_msg_data (message);
+    for (size_t first = 0; first < primes; first += PZ_RECORDS_MAX) {
+        size_t chunk = primes - first < PZ_RECORDS_MAX ? primes - first : PZ_RECORDS_MAX;
+        memcpy (cursor, data + (3 + first) * PZ_RECORD_SIZE, chunk * PZ_RECORD_SIZE);
+        cursor += chunk * PZ_RECORD_SIZE;
+        pz_publication_trailer (cursor, self->next_seq++,
+                                ++self->tag_seq [pz_publication_tag_index (PZ_TAG_PRIME)]);
+        cursor += PZ_TRAILER_SIZE;
+    }
+    if (finishes) {
+        pz_record_encode (cursor, PZ_TAG_RANGE, done.lo);
+        pz_record_encode (cursor + PZ_RECORD_SIZE, PZ_TAG_RANGE, done.hi);
+        pz_record_encode (cursor + 2 * PZ_RECORD_SIZE, PZ_TAG_RANGE, done.count);
+        cursor += PZ_ANNOUNCEMENT_RECORDS * PZ_RECORD_SIZE;
+        pz_publication_trailer (cursor, self->next_seq++,
+                                ++self->tag_seq [pz_publication_tag_index (PZ_TAG_RANGE)]);
+    }
+    if (self->journal)
+        pz_journal_piece (self->journal, pz_piece_key (piece), pz_piece_tag (piece),
+                          pz_piece_lo (piece), pz_piece_hi (piece), count,
+                          (const uint8_t *) zmq_msg_data (message), total);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Takes one source request into the batch, or answers it at once.
 
 static void
@@ -569,7 +794,13 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     const uint8_t *data = pz_request_data (request);
     size_t size = pz_request_size (request);
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_record_check (data, size, "NI");
+                     : pz_record_check (data, size, "NIRQ");
+    bool has_id = error == PZ_OK && pz_record_tag (data) == PZ_TAG_ID;
+    size_t count = error == PZ_OK ? size / PZ_RECORD_SIZE - (has_id ? 1 : 0) : 0;
+    size_t ranges = 0;
+    if (error == PZ_OK)
+        error = pz_ranges_check_request (data + (has_id ? PZ_RECORD_SIZE : 0),
+                                         count, &ranges);
     if (error != PZ_OK) {
         if (s_reject_log_allowed (self))
             zsys_warning ("broker: rejected source message of %zu bytes: %s",
@@ -578,7 +809,6 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
         return;
     }
     //  An optional leading I record names the request, for safe retries.
-    bool has_id = pz_record_tag (data) == PZ_TAG_ID;
     int64_t request_id = has_id ? pz_record_value (data) : 0;
     int64_t acked;
     if (has_id && pz_recent_lookup (self->recent, request_id, &acked)) {
@@ -586,21 +816,27 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->source, PZ_TAG_ACK, acked);
         return;
     }
-    size_t count = size / PZ_RECORD_SIZE - (has_id ? 1 : 0);
     s_item_t *first = has_id ? s_find_waiting (self, request_id, NULL) : NULL;
     s_item_t *item = s_batch_add (self, request, true, first ? S_ECHO : S_ACCEPT);
     item->count = count;
     if (first)
         return;                 //  answered as its first copy is
     data = pz_request_data (&item->request);    //  moved with the frames
+    const uint8_t *records = data + (has_id ? PZ_RECORD_SIZE : 0);
     item->has_id = has_id;
     item->request_id = request_id;
     item->seq = self->next_seq;
-    s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
-                         data + (has_id ? PZ_RECORD_SIZE : 0), count);
-    s_current (self)->numbers += count;
-    if (self->journal)
-        pz_journal_accept (self->journal, request_id,
+    size_t numbers = count - 2 * ranges;
+    if (ranges > 0)
+        s_take_ranges (self, item, records, count, ranges);
+    else
+        s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
+                             records, count);
+    s_current (self)->numbers += numbers;
+    //  The request id goes with the ranges' entry when there are ranges, so
+    //  that a retry is answered with the count of every record.
+    if (self->journal && numbers > 0)
+        pz_journal_accept (self->journal, ranges ? 0 : request_id,
                            (const uint8_t *) zmq_msg_data (&item->publications [0]),
                            zmq_msg_size (&item->publications [0]));
 }
@@ -670,8 +906,9 @@ s_sender_name (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
 //  verdict at record: bans it for ban_s (under CURVE its key, which the ZAP
 //  handler then refuses, and the dispatch endpoint is bound again so that
 //  its connection ends and it takes no more work), gives its dispatch to
-//  another worker at once, and queues its earlier verdicts still in the
-//  journal for a re-check.
+//  another worker at once (lease NULL: a piece of a range, which the caller
+//  released), and queues its earlier verdicts still in the journal for a
+//  re-check (those of numbers: the primes of its earlier pieces are not).
 static void
 s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
            pz_lease_t *lease, const uint8_t *record)
@@ -682,7 +919,8 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     worker->cut_off_until_ms = now_ms + self->config.ban_s * 1000;
     self->stats.audit_failures++;
     pz_bans_add (self->bans, sender, now_ms + self->config.ban_s * 1000);
-    pz_leases_release (self->leases, lease);
+    if (lease)                  //  NULL for a piece of a range: released already
+        pz_leases_release (self->leases, lease);
     int64_t value = pz_record_value (record);
     zsys_error ("broker: audit: worker %s reported %c %" PRId64 ", which is %s: "
                 "report refused (E 11), %s cut off for %" PRId64 " s, its dispatch "
@@ -730,8 +968,17 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
         return;
     }
+    if (size >= 2 * PZ_RECORD_SIZE
+    &&  (pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE
+    ||   pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT)) {
+        s_take_piece (self, request, worker, sender);
+        return;
+    }
     pz_error_t error = request->error != PZ_OK ? request->error
                      : pz_leases_check (self->leases, data, size, &lease);
+    //  A piece's id on a report of numbers: issued, but not for this.
+    if (error == PZ_ERR_UNKNOWN_ID && pz_ranges_issued (self->ranges, pz_record_value (data)))
+        error = PZ_ERR_MISMATCH;
     if (error != PZ_OK) {
         if (s_reject_log_allowed (self))
             zsys_warning ("broker: rejected report of %zu bytes from worker %s: %s",
@@ -816,6 +1063,25 @@ s_publish (pz_broker_t *self, zmq_msg_t *message)
         self->stats.published++;
 }
 
+//  Publishes every publication in a message that holds several, one after
+//  another (a piece's P publications and R announcement), each as its own.
+static void
+s_publish_all (pz_broker_t *self, zmq_msg_t *message)
+{
+    const uint8_t *data = (const uint8_t *) zmq_msg_data (message);
+    size_t left = zmq_msg_size (message);
+    size_t size;
+    while (left > 0 && (size = pz_publication_next (data, left)) > 0) {
+        zmq_msg_t one;
+        zmq_msg_init_size (&one, size);
+        memcpy (zmq_msg_data (&one), data, size);
+        s_publish (self, &one);
+        zmq_msg_close (&one);
+        data += size;
+        left -= size;
+    }
+}
+
 //  Remembers the seqs of a verdict's publications in its worker's ring,
 //  for a re-check if the worker is caught lying later. A verdict its worker
 //  was caught lying after it was taken (it waited for its sync meanwhile)
@@ -858,7 +1124,14 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     if (item->kind == S_ACCEPT) {
         const uint8_t *data = pz_request_data (&item->request);
         const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
-        pz_leases_add (self->leases, records, item->count, item->seq, now_ms);
+        //  The N records, gathered in the publication (before it is sent).
+        size_t numbers = item->count - 2 * item->ranges;
+        if (numbers > 0)
+            pz_leases_add (self->leases,
+                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
+                           numbers, item->seq, now_ms);
+        if (item->ranges > 0)
+            s_settle_ranges (self, item, records);
         if (item->request_id)       //  an id of 0 names nothing to remember
             pz_recent_store (self->recent, item->request_id, (int64_t) item->count);
         self->stats.accepted += item->count;
@@ -882,6 +1155,17 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
         pz_leases_complete (self->leases, item->lease);
         self->stats.results += item->count;
         item->worker->numbers += item->count;
+        item->worker->reports++;
+        if (!item->answered)
+            s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
+    }
+    else
+    if (item->kind == S_PIECE) {
+        s_publish_all (self, &item->publications [0]);
+        //  A worker's numbers: those of its pieces count as sieved.
+        item->worker->numbers += (uint64_t) pz_piece_hi (item->piece)
+                               - (uint64_t) pz_piece_lo (item->piece) + 1;
+        pz_ranges_settle (self->ranges, item->piece);
         item->worker->reports++;
         if (!item->answered)
             s_reply (self, &item->request, router, PZ_TAG_ACK, (int64_t) item->count);
@@ -977,6 +1261,11 @@ s_batch_end (pz_broker_t *self)
     self->journal_failing = true;
     self->next_seq = batch->seq_before;
     memcpy (self->tag_seq, batch->tag_seq_before, sizeof self->tag_seq);
+    for (size_t index = batch->count; index-- > 0; ) {
+        s_item_t *item = &batch->items [index];
+        if (item->kind == S_PIECE)      //  latest first, as they were counted
+            pz_ranges_undo (self->ranges, item->piece, zclock_mono ());
+    }
     for (size_t index = 0; index < batch->count; index++) {
         s_item_t *item = &batch->items [index];
         if (item->kind == S_CORRECTION) {
@@ -1173,6 +1462,7 @@ pz_broker_stats (pz_broker_t *self, pz_broker_stats_t *stats)
     self->stats.dispatches = leases.dispatches;
     self->stats.redispatched = leases.redispatched;
     self->stats.inflight = leases.numbers;
+    pz_ranges_stats (self->ranges, &self->stats.ranges);
     pz_audit_stats_t audit;
     pz_audit_stats (self->audit, &audit);
     self->stats.audited = audit.records;
@@ -1270,7 +1560,13 @@ s_stats_json (pz_broker_t *self, int64_t now_ms, bool final, s_audience_t audien
             fprintf (out, "%s\"%d\":%" PRIu64, comma, code, stats.errors [code]);
             comma = ",";
         }
-    fprintf (out, "},\"rate\":%.0f,\"workers\":[", rate);
+    fprintf (out, "},\"ranges\":{\"open\":%" PRIu64 ",\"pieces\":%" PRIu64
+             ",\"dispatched\":%" PRIu64 ",\"redispatched\":%" PRIu64 ",\"settled\":%"
+             PRIu64 ",\"numbers\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"done\":%"
+             PRIu64 "}", stats.ranges.open, stats.ranges.pieces, stats.ranges.dispatched,
+             stats.ranges.redispatched, stats.ranges.settled, stats.ranges.numbers,
+             stats.ranges.duplicates, stats.ranges.done);
+    fprintf (out, ",\"rate\":%.0f,\"workers\":[", rate);
     zlistx_t *names = s_worker_names (self);
     comma = "";
     for (const char *name = (const char *) zlistx_first (names); name;
@@ -1391,10 +1687,13 @@ s_window_open (pz_broker_t *self)
         messages += waiting->count;
     }
     //  Room is kept for a burst of reports after the sources.
+    //  Ranges are few and small until cut: each counts as a message.
+    pz_ranges_stats_t ranges;
+    pz_ranges_stats (self->ranges, &ranges);
     return !self->draining
         && s_current (self)->count < S_BATCH_ITEMS - S_BURST
         && leases.numbers + numbers < (uint64_t) self->config.max_inflight
-        && leases.messages + messages < (uint64_t) self->config.max_messages;
+        && leases.messages + messages + ranges.open < (uint64_t) self->config.max_messages;
 }
 
 //  Reads up to S_BURST requests from a ROUTER and hands each to take.
@@ -1548,12 +1847,16 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         pz_leases_stats (self->leases, &leases);
         if (self->draining && now_ms >= self->drain_deadline_ms)
             break;
+        //  Pieces of ranges are not waited for: a range is cut lazily, and
+        //  what is not done goes out again at the next start (journal).
         if (self->draining && leases.numbers == 0 && self->batch_waiting == 0
         &&  s_current (self)->count == 0)
             break;
 
         pz_leases_expire (self->leases, now_ms);
         pz_leases_push (self->leases, zsock_resolve (self->dispatch), now_ms, self->draining);
+        pz_ranges_expire (self->ranges, now_ms);
+        pz_ranges_push (self->ranges, zsock_resolve (self->dispatch), now_ms, self->draining);
         if (now_ms >= self->next_subscriptions_ms) {
             s_read_subscriptions (self);
             self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
@@ -1579,7 +1882,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         items [RESULTS].events = s_current (self)->count <= S_BATCH_ITEMS - S_BURST ?
                                  ZMQ_POLLIN : 0;
         items [SYNCER].events = self->sync_running ? ZMQ_POLLIN : 0;
-        items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining) ?
+        items [DISPATCH].events = pz_leases_ready (self->leases, now_ms, self->draining)
+                               || pz_ranges_ready (self->ranges, self->draining) ?
                                   ZMQ_POLLOUT : 0;
 
         int64_t wake_ms = self->next_stats_ms < self->next_subscriptions_ms ?
@@ -1589,6 +1893,8 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         int64_t leases_wake_ms = pz_leases_wake_ms (self->leases, now_ms, self->draining);
         if (leases_wake_ms < wake_ms)
             wake_ms = leases_wake_ms;
+        if (pz_ranges_wake_ms (self->ranges) < wake_ms)
+            wake_ms = pz_ranges_wake_ms (self->ranges);
         if (self->draining && self->drain_deadline_ms < wake_ms)
             wake_ms = self->drain_deadline_ms;
         //  Wake at least every 100 ms, to notice a signal that raced the poll.

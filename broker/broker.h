@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "ranges.h"
 #include "record.h"
 #include "sock.h"
 
@@ -49,6 +50,9 @@ typedef struct {
     int64_t max_inflight;       //  numbers accepted and unreported, at most
     int64_t max_messages;       //  source messages accepted and unreported, at most
     int64_t lease_ms;           //  a pushed dispatch is pushed again after this
+    int64_t range_lease;        //  numbers in a piece of a Q range, at most (R
+                                //  pieces: also at most PZ_RANGES_PUBLISH_MAX)
+    int64_t range_inflight;     //  pieces of ranges out at once, at most
     int64_t coalesce_ms;        //  numbers may wait this long for more to join
                                 //  their dispatch; 0 = push each message at once
     int64_t drain_ms;           //  on SIGINT/SIGTERM, wait this long for results
@@ -93,6 +97,7 @@ typedef struct {
     uint64_t corrections;       //  verdicts published earlier found wrong and
                                 //  corrected (X publications' records)
     uint64_t errors [PZ_ERR_MAX + 1];   //  E replies sent, by code
+    pz_ranges_stats_t ranges;   //  ranges and their pieces (ranges.h)
 } pz_broker_stats_t;
 
 //  Fills config with the defaults (the ports in sock.h on all interfaces,

@@ -28,7 +28,8 @@ typedef struct {
 
 
 //  Checks a request body: H from, H until, then 1 to PZ_TAG_COUNT distinct
-//  published tags (N, P, C, X) with value 0. Returns PZ_OK and fills the outputs, or an error code.
+//  published tags (N, P, C, X, R) with value 0. Returns PZ_OK and fills the
+//  outputs, or an error code.
 static pz_error_t
 s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
          char *tags, int *tag_count)

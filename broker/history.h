@@ -27,7 +27,7 @@
 typedef struct {
     _Atomic int64_t durable_seq;    //  newest publication durable and published
     _Atomic int64_t tag_seq [PZ_TAG_COUNT]; //  newest tag-seq of each published
-                                    //  tag (N, P, C, X) among those
+                                    //  tag (N, P, C, X, R) among those
     _Atomic int64_t tick_ms;        //  zclock_mono of the loop's latest turn
     pthread_mutex_t stats_lock;     //  guards stats_json
     char *stats_json;               //  the latest stats (docs/STATS.md), one

@@ -29,6 +29,7 @@
 */
 #include "journal.h"
 #include "publication.h"
+#include "ranges.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -59,7 +60,7 @@
 #define S_LOCK_NAME         "lock"
 #define S_READ_CHUNK        (256 * 1024)    //  bytes the reader reads at a time
 #define S_ENTRY_MAX         (PZ_RECORD_SIZE * PZ_JOURNAL_ENTRY_RECORDS_MAX)
-#define S_TAGS              8           //  tag-seq slots: N, P, C, X by
+#define S_TAGS              8           //  tag-seq slots: N, P, C, X, R by
                                         //  pz_publication_tag_index, the rest
                                         //  kept 0 for tags to come
 
@@ -70,6 +71,8 @@
 #   define PZ_TAG_TAG_SEQ   'T'
 #endif
 #define S_TAG_COVER         'K'         //  journal only: a seq a verdict completes
+#define S_TAG_KEY           'W'         //  journal only: a range's key
+#define S_TAG_ACKED         'A'         //  journal only: a request's ack (ranges entry)
 
 //  One segment file, as the writer knows it.
 typedef struct {
@@ -88,10 +91,23 @@ typedef struct {
     size_t count;               //  how many
 } s_pending_t;
 
+//  An accepted range that is not done: its pieces done so far.
+typedef struct {
+    int64_t key;                //  its key; also the key in `ranges`
+    char tag;                   //  R or Q
+    int64_t lo;                 //  its bounds
+    int64_t hi;
+    int64_t segment_seq;        //  the name of the segment holding its accept
+    uint64_t done_numbers;      //  numbers of the pieces done
+    int64_t *pieces;            //  while recovering: lo, hi, count triples
+    size_t piece_count;         //  how many
+    size_t piece_capacity;      //  allocated
+} s_range_t;
+
 //  A request id seen while recovering.
 typedef struct {
     int64_t request_id;         //  non-zero
-    int64_t count;              //  N records accepted with it
+    int64_t count;              //  records accepted with it (its ack)
 } s_recent_t;
 
 //  A block being assembled in the commit buffer.
@@ -102,8 +118,25 @@ typedef struct {
     uint32_t entries;           //  entries in it
 } s_staged_t;
 
+//  What an entry is.
+typedef enum {
+    S_ENTRY_PUBLICATION,        //  an accept or a verdict: a publication
+    S_ENTRY_RANGES,             //  the ranges of an accepted request
+    S_ENTRY_PIECE               //  a piece of a range done
+} s_entry_kind_t;
+
 //  One journal entry, parsed.
 typedef struct {
+    s_entry_kind_t kind;        //  what it is; the fields below the
+                                //  publication's are for ranges and pieces
+    int64_t acked;              //  ranges: the request's ack
+    int64_t key;                //  ranges: the first range's key; piece: its range's
+    const uint8_t *ranges;      //  ranges: the range records (pairs)
+    size_t range_count;         //  ranges: how many ranges
+    char range_tag;             //  piece: R or Q
+    int64_t lo;                 //  piece: bounds and count
+    int64_t hi;
+    int64_t primes;
     int64_t request_id;         //  from a leading I record, 0 if none
     const uint8_t *covers;      //  K records, or NULL
     size_t cover_count;         //  how many
@@ -129,6 +162,10 @@ struct _pz_journal_t {
     int64_t staged_tag_seqs [S_TAGS];   //  the same counting appended entries
     bool after_primes;          //  last entry applied was a P verdict with K
                                 //  records, so a C without them may follow
+    bool after_piece;           //  last entry applied was a piece, or a P
+                                //  publication after one: P or R may follow
+    zhashx_t *ranges;           //  key -> s_range_t: ranges not done, owns them
+    int64_t next_key;           //  1 + the largest range key applied
     zhashx_t *unverdicted;      //  seq -> s_pending_t, owns them
     bool recovering;            //  keeping records (until take_pending)
     s_recent_t *recent;         //  ring of config.recent_requests while recovering
@@ -358,6 +395,48 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
             return "request id 0";
         index++;
     }
+    //  The ranges of a request: [I] A acked W first-key (R|Q lo, R|Q hi)...
+    if (index + 2 < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == S_TAG_ACKED) {
+        entry->kind = S_ENTRY_RANGES;
+        entry->acked = pz_record_value (data + index * PZ_RECORD_SIZE);
+        if (pz_record_tag (data + (index + 1) * PZ_RECORD_SIZE) != S_TAG_KEY)
+            return "ranges entry without its W record";
+        entry->key = pz_record_value (data + (index + 1) * PZ_RECORD_SIZE);
+        index += 2;
+        entry->ranges = data + index * PZ_RECORD_SIZE;
+        if ((records - index) % 2 || records == index)
+            return "ranges entry without whole ranges";
+        entry->range_count = (records - index) / 2;
+        size_t ranges;
+        if (pz_ranges_check_request (entry->ranges, records - index, &ranges) != PZ_OK
+        ||  ranges != entry->range_count)
+            return "ranges entry holds a bad range";
+        for (size_t at = index; at < records; at++) {
+            char tag = pz_record_tag (data + at * PZ_RECORD_SIZE);
+            if (tag != PZ_TAG_RANGE && tag != PZ_TAG_RANGE_COUNT)
+                return "ranges entry holds a record that is no range bound";
+        }
+        if (entry->key < 1 || entry->acked < 2 * (int64_t) entry->range_count)
+            return "ranges entry with a key below 1 or an ack below its records";
+        return NULL;
+    }
+    //  A piece done: W key (R|Q) lo (R|Q) hi (R|Q) count.
+    if (index == 0 && records == 4 && pz_record_tag (data) == S_TAG_KEY) {
+        entry->kind = S_ENTRY_PIECE;
+        entry->key = pz_record_value (data);
+        entry->range_tag = pz_record_tag (data + PZ_RECORD_SIZE);
+        entry->lo = pz_record_value (data + PZ_RECORD_SIZE);
+        entry->hi = pz_record_value (data + 2 * PZ_RECORD_SIZE);
+        entry->primes = pz_record_value (data + 3 * PZ_RECORD_SIZE);
+        if ((entry->range_tag != PZ_TAG_RANGE && entry->range_tag != PZ_TAG_RANGE_COUNT)
+        ||  pz_record_tag (data + 2 * PZ_RECORD_SIZE) != entry->range_tag
+        ||  pz_record_tag (data + 3 * PZ_RECORD_SIZE) != entry->range_tag)
+            return "piece entry is not W, then three records of R or Q";
+        if (entry->lo < 0 || entry->lo > entry->hi || entry->primes < 0
+        ||  (uint64_t) entry->primes > (uint64_t) entry->hi - (uint64_t) entry->lo + 1)
+            return "piece entry with bad bounds or count";
+        return NULL;
+    }
     size_t covers = index;
     while (index < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == S_TAG_COVER)
         index++;
@@ -371,7 +450,7 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
     entry->publication_size = size - index * PZ_RECORD_SIZE;
     entry->tag = pz_record_tag (entry->publication);
     if (pz_publication_tag_index (entry->tag) < 0)
-        return "publication tag is not N, P, C or X";
+        return "publication tag is not N, P, C, X or R";
     size_t start = index;
     bool correction = entry->tag == PZ_TAG_CORRECTION;
     if (correction) {
@@ -404,6 +483,8 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
         return "K records on an accept";
     if (entry->cover_count && correction)
         return "K records on a correction";
+    if (entry->tag == PZ_TAG_RANGE && (entry->cover_count || entry->count != PZ_ANNOUNCEMENT_RECORDS))
+        return "R publication with K records or not of three records";
     return NULL;
 }
 
@@ -596,10 +677,109 @@ s_segment_find (pz_journal_t *self, int64_t seq)
     return (ssize_t) low - 1;
 }
 
+//  Frees a range not done and its pieces; zhashx destructor.
+static void
+s_range_destroy (void **item_p)
+{
+    s_range_t *range = (s_range_t *) *item_p;
+    if (range) {
+        free (range->pieces);
+        free (range);
+        *item_p = NULL;
+    }
+}
+
+//  Applies the ranges of an accepted request: each is a range not done,
+//  held by the last segment until its pieces cover it.
+static const char *
+s_apply_ranges (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
+{
+    self->after_primes = self->after_piece = false;
+    if (entry->key < self->next_key) {
+        snprintf (why, why_size, "range key %" PRId64 " not above the previous %" PRId64,
+                  entry->key, self->next_key - 1);
+        return why;
+    }
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    for (size_t index = 0; index < entry->range_count; index++) {
+        const uint8_t *record = entry->ranges + 2 * index * PZ_RECORD_SIZE;
+        s_range_t *range = (s_range_t *) zmalloc (sizeof (s_range_t));
+        assert (range);
+        range->key = entry->key + (int64_t) index;
+        range->tag = pz_record_tag (record);
+        range->lo = pz_record_value (record);
+        range->hi = pz_record_value (record + PZ_RECORD_SIZE);
+        range->segment_seq = segment->first_seq;
+        int rc = zhashx_insert (self->ranges, &range->key, range);
+        assert (rc == 0);           //  keys only grow
+        segment->unverdicted++;
+    }
+    self->next_key = entry->key + (int64_t) entry->range_count;
+    if (entry->request_id && self->recovering && self->recent) {
+        self->recent [self->recent_next] = (s_recent_t) { entry->request_id, entry->acked };
+        self->recent_next = (self->recent_next + 1) % (size_t) self->config.recent_requests;
+        if (self->recent_count < (size_t) self->config.recent_requests)
+            self->recent_count++;
+    }
+    return NULL;
+}
+
+//  Applies a piece done: counted into its range, which is done (and
+//  releases its segment) once its pieces cover it.
+static const char *
+s_apply_piece (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
+{
+    self->after_primes = false;
+    self->after_piece = true;       //  its publications follow
+    if (entry->key >= self->next_key)
+        self->next_key = entry->key + 1;
+    s_range_t *range = (s_range_t *) zhashx_lookup (self->ranges, &entry->key);
+    if (!range) {
+        //  A range accepted in a segment retention deleted was done then;
+        //  a piece of it may remain in a later segment.
+        if (self->segments [0].first_seq > 1)
+            return NULL;
+        snprintf (why, why_size, "piece of range key %" PRId64 " that is no range "
+                  "not done", entry->key);
+        return why;
+    }
+    uint64_t width = (uint64_t) entry->hi - (uint64_t) entry->lo + 1;
+    if (entry->range_tag != range->tag || entry->lo < range->lo || entry->hi > range->hi
+    ||  range->done_numbers + width > (uint64_t) range->hi - (uint64_t) range->lo + 1) {
+        snprintf (why, why_size, "piece %" PRId64 ":%" PRId64 " does not fit range key %"
+                  PRId64, entry->lo, entry->hi, entry->key);
+        return why;
+    }
+    range->done_numbers += width;
+    if (self->recovering) {
+        if (range->piece_count == range->piece_capacity) {
+            range->piece_capacity = range->piece_capacity ? 2 * range->piece_capacity : 8;
+            range->pieces = (int64_t *) realloc (range->pieces,
+                                3 * range->piece_capacity * sizeof (int64_t));
+            assert (range->pieces);
+        }
+        int64_t *piece = range->pieces + 3 * range->piece_count++;
+        piece [0] = entry->lo;
+        piece [1] = entry->hi;
+        piece [2] = entry->primes;
+    }
+    if (range->done_numbers == (uint64_t) range->hi - (uint64_t) range->lo + 1) {
+        ssize_t segment = s_segment_find (self, range->segment_seq);
+        if (segment >= 0 && self->segments [segment].first_seq == range->segment_seq)
+            self->segments [segment].unverdicted--;
+        zhashx_delete (self->ranges, &entry->key);
+    }
+    return NULL;
+}
+
 //  Applies one entry, in the last segment. Returns NULL or what is wrong.
 static const char *
 s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
 {
+    if (entry->kind == S_ENTRY_RANGES)
+        return s_apply_ranges (self, entry, why, why_size);
+    if (entry->kind == S_ENTRY_PIECE)
+        return s_apply_piece (self, entry, why, why_size);
     int tag = pz_publication_tag_index (entry->tag);
     if (entry->seq < self->next_seq) {
         snprintf (why, why_size, "seq %" PRId64 " not above the previous %" PRId64,
@@ -612,7 +792,8 @@ s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
         return why;
     }
     bool after_primes = self->after_primes;
-    self->after_primes = false;
+    bool after_piece = self->after_piece;
+    self->after_primes = self->after_piece = false;
     if (entry->tag == PZ_TAG_NUMBER) {
         s_pending_t *pending = (s_pending_t *) zmalloc (sizeof (s_pending_t));
         assert (pending);
@@ -641,9 +822,14 @@ s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
     }
     else
     if (entry->cover_count == 0) {
+        //  A piece's P publications and its range's R announcement follow
+        //  the piece; a C the P of its verdict.
+        if (after_piece && (entry->tag == PZ_TAG_PRIME || entry->tag == PZ_TAG_RANGE))
+            self->after_piece = entry->tag == PZ_TAG_PRIME;
+        else
         if (!after_primes || entry->tag != PZ_TAG_COMPOSITE) {
             snprintf (why, why_size, "%c publication seq %" PRId64 " without K records "
-                      "that does not follow a P verdict", entry->tag, entry->seq);
+                      "that does not follow a P verdict or a piece", entry->tag, entry->seq);
             return why;
         }
     }
@@ -700,9 +886,13 @@ s_apply_block (pz_journal_t *self, const s_block_header_t *header,
         problem = s_apply_entry (self, &entry, why, why_size);
         if (problem)
             return problem;
-        if (entries++ == 0)
-            first_seq = entry.seq;
-        last_seq = entry.seq;
+        entries++;
+        if (entry.kind == S_ENTRY_PUBLICATION) {
+            //  Ranges and pieces have no seq: only publications count here.
+            if (first_seq == 0)
+                first_seq = entry.seq;
+            last_seq = entry.seq;
+        }
         offset += 4 + size;
     }
     *where = 0;
@@ -951,9 +1141,12 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
         s_fail (&error, "journal %s: offset 0: not a journal segment (bad magic)", path);
         goto done;
     }
-    if (s_get32 (header + 8) != PZ_JOURNAL_VERSION) {
+    //  Version 3 is version 4 without ranges: read as it is.
+    if (s_get32 (header + 8) < PZ_JOURNAL_VERSION_READ
+    ||  s_get32 (header + 8) > PZ_JOURNAL_VERSION) {
         s_fail (&error, "journal %s: offset 8: format version %" PRIu32 ", this broker "
-                "reads only version %d%s", path, s_get32 (header + 8), PZ_JOURNAL_VERSION,
+                "reads only versions %d to %d%s", path, s_get32 (header + 8),
+                PZ_JOURNAL_VERSION_READ, PZ_JOURNAL_VERSION,
                 s_get32 (header + 8) < PZ_JOURNAL_VERSION ? " (an older format: let the "
                 "broker that wrote it finish its numbers, then move the directory away "
                 "to start a new journal)" : "");
@@ -987,6 +1180,7 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
         goto done;
     }
     int64_t offset = S_SEGMENT_HEADER;
+    bool named_checked = false;     //  the name was checked against a block
     while (offset < size) {
         uint8_t bytes [S_BLOCK_HEADER];
         s_block_header_t block;
@@ -1052,9 +1246,12 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
                     S_SEGMENT_HEADER, offset);
             goto done;
         }
-        if (!segment->has_blocks) {
+        if (!named_checked && block.first_seq != 0) {
             //  The name is the seq after the previous segment's last: a
-            //  segment lost or cut short before this one shows here.
+            //  segment lost or cut short before this one shows here, at
+            //  its first block with publications (ranges and pieces have
+            //  no seq: a block of only those has first seq 0).
+            named_checked = true;
             if (block.first_seq < segment->first_seq) {
                 s_fail (&error, "journal %s: offset %" PRId64 ": first seq %" PRId64
                         " below the segment's name", path, offset, block.first_seq);
@@ -1124,6 +1321,14 @@ pz_journal_open (const pz_journal_config_t *config, char **error_p)
     zhashx_set_key_duplicator (self->unverdicted, NULL);
     zhashx_set_key_destructor (self->unverdicted, NULL);
     zhashx_set_destructor (self->unverdicted, s_pending_destroy);
+    self->ranges = zhashx_new ();
+    assert (self->ranges);
+    zhashx_set_key_hasher (self->ranges, s_seq_hash);
+    zhashx_set_key_comparator (self->ranges, s_seq_compare);
+    zhashx_set_key_duplicator (self->ranges, NULL);
+    zhashx_set_key_destructor (self->ranges, NULL);
+    zhashx_set_destructor (self->ranges, s_range_destroy);
+    self->next_key = 1;
     if (config->recent_requests) {
         self->recent = (s_recent_t *) calloc ((size_t) config->recent_requests,
                                               sizeof (s_recent_t));
@@ -1222,6 +1427,7 @@ pz_journal_destroy (pz_journal_t **self_p)
         if (self->lock_fd >= 0)
             close (self->lock_fd);      //  releases the flock
         zhashx_destroy (&self->unverdicted);
+        zhashx_destroy (&self->ranges);
         free (self->recent);
         free (self->segments);
         free (self->buffer);
@@ -1369,9 +1575,12 @@ s_entry_stage (pz_journal_t *self, size_t size, int64_t seq)
     s_block_room (self, 4 + size);
     s_buffer_reserve (self, 4 + size);
     s_staged_t *block = &self->staged [self->staged_count - 1];
-    if (block->entries++ == 0)
-        block->first_seq = seq;
-    block->last_seq = seq;
+    block->entries++;
+    if (seq) {                      //  0: ranges or a piece, no publication
+        if (block->first_seq == 0)
+            block->first_seq = seq;
+        block->last_seq = seq;
+    }
     s_put32 (self->buffer + self->buffer_size, (uint32_t) size);
     uint8_t *data = self->buffer + self->buffer_size + 4;
     self->buffer_size += 4 + size;
@@ -1947,4 +2156,103 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
     self->resume_seq = *next;
     self->resume_offset = offset;
     return written;
+}
+
+//  Appends the ranges of an accepted request: [I request-id] A acked W key
+//  and its range records, in order.
+void
+pz_journal_ranges (pz_journal_t *self, int64_t request_id, int64_t acked,
+                   int64_t first_key, const uint8_t *records, size_t count)
+{
+    assert (self && records && first_key >= 1);
+    size_t bounds = 0;
+    for (size_t index = 0; index < count; index++)
+        bounds += pz_record_tag (records + index * PZ_RECORD_SIZE) != PZ_TAG_NUMBER;
+    assert (bounds >= 2 && bounds % 2 == 0);
+    size_t prefix = (request_id ? 3 : 2) * PZ_RECORD_SIZE;
+    uint8_t *data = s_entry_stage (self, prefix + bounds * PZ_RECORD_SIZE, 0);
+    if (request_id)
+        pz_record_encode (data, PZ_TAG_ID, request_id);
+    pz_record_encode (data + prefix - 2 * PZ_RECORD_SIZE, S_TAG_ACKED, acked);
+    pz_record_encode (data + prefix - PZ_RECORD_SIZE, S_TAG_KEY, first_key);
+    uint8_t *cursor = data + prefix;
+    for (size_t index = 0; index < count; index++)
+        if (pz_record_tag (records + index * PZ_RECORD_SIZE) != PZ_TAG_NUMBER) {
+            memcpy (cursor, records + index * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+            cursor += PZ_RECORD_SIZE;
+        }
+}
+
+//  Appends a piece done, W key (R|Q) lo hi count, then its publications,
+//  all in one block so that a cut never splits them.
+void
+pz_journal_piece (pz_journal_t *self, int64_t key, char tag, int64_t lo,
+                  int64_t hi, int64_t count, const uint8_t *publications, size_t size)
+{
+    assert (self && (publications || size == 0));
+    size_t entries = 1;
+    for (size_t at = 0, one; at < size; at += one, entries++) {
+        one = pz_publication_next (publications + at, size - at);
+        assert (one > 0);
+    }
+    s_block_room (self, 4 * entries + 4 * PZ_RECORD_SIZE + size);
+    uint8_t *data = s_entry_stage (self, 4 * PZ_RECORD_SIZE, 0);
+    pz_record_encode (data, S_TAG_KEY, key);
+    pz_record_encode (data + PZ_RECORD_SIZE, tag, lo);
+    pz_record_encode (data + 2 * PZ_RECORD_SIZE, tag, hi);
+    pz_record_encode (data + 3 * PZ_RECORD_SIZE, tag, count);
+    while (size > 0) {
+        size_t one = pz_publication_next (publications, size);
+        assert (one > 0);
+        char published = pz_record_tag (publications);
+        int64_t seq = s_publication_check (self, publications, one, published);
+        memcpy (s_entry_stage (self, one, seq), publications, one);
+        publications += one;
+        size -= one;
+    }
+}
+
+//  Orders pointers to ranges by key, for qsort.
+static int
+s_range_compare (const void *left, const void *right)
+{
+    int64_t a = (*(s_range_t * const *) left)->key;
+    int64_t b = (*(s_range_t * const *) right)->key;
+    return (a > b) - (a < b);
+}
+
+//  Calls range_fn for each range not done, by key, then piece_fn for each
+//  of its pieces done; frees the pieces.
+void
+pz_journal_take_ranges (pz_journal_t *self, pz_journal_range_fn *range_fn,
+                        pz_journal_piece_fn *piece_fn, void *arg)
+{
+    assert (self && range_fn && piece_fn);
+    size_t count = zhashx_size (self->ranges);
+    s_range_t **list = (s_range_t **) malloc ((count + 1) * sizeof (s_range_t *));
+    assert (list);
+    size_t index = 0;
+    for (s_range_t *range = (s_range_t *) zhashx_first (self->ranges); range;
+         range = (s_range_t *) zhashx_next (self->ranges))
+        list [index++] = range;
+    qsort (list, count, sizeof (s_range_t *), s_range_compare);
+    for (index = 0; index < count; index++) {
+        s_range_t *range = list [index];
+        range_fn (arg, range->key, range->tag, range->lo, range->hi);
+        for (size_t piece = 0; piece < range->piece_count; piece++)
+            piece_fn (arg, range->key, range->pieces [3 * piece],
+                      range->pieces [3 * piece + 1], range->pieces [3 * piece + 2]);
+        free (range->pieces);
+        range->pieces = NULL;
+        range->piece_count = range->piece_capacity = 0;
+    }
+    free (list);
+}
+
+//  Returns 1 + the largest range key the journal holds (1 if none).
+int64_t
+pz_journal_next_key (pz_journal_t *self)
+{
+    assert (self);
+    return self->next_key;
 }

@@ -25,7 +25,9 @@
 
 #include "record.h"
 
-#define PZ_JOURNAL_VERSION      3                   //  format version in segment headers
+#define PZ_JOURNAL_VERSION      4                   //  format version of new segments
+#define PZ_JOURNAL_VERSION_READ 3                   //  oldest version read (3: no ranges,
+                                                    //  else the same)
 #define PZ_JOURNAL_BLOCK_MAX    (64 * 1024 * 1024)  //  bytes of payload in one block, at most
 //  Records in one entry, at most: 4096 K records + 4096 data records + S + T.
 #define PZ_JOURNAL_ENTRY_RECORDS_MAX    (2 * PZ_RECORDS_MAX + 2)
@@ -55,8 +57,17 @@ typedef struct {
 typedef void (pz_journal_pending_fn) (void *arg, int64_t seq, int64_t request_id,
                                       const uint8_t *records, size_t count);
 
+//  Called by pz_journal_take_ranges for each accepted range not done: its
+//  key, tag (R or Q) and bounds.
+typedef void (pz_journal_range_fn) (void *arg, int64_t key, char tag, int64_t lo, int64_t hi);
+
+//  Called by pz_journal_take_ranges, after its range, for each piece of it
+//  done: bounds and count of primes.
+typedef void (pz_journal_piece_fn) (void *arg, int64_t key, int64_t lo, int64_t hi,
+                                    int64_t count);
+
 //  Called by pz_journal_take_recent for each recent request id, with the
-//  number of N records accepted with it.
+//  number of records accepted with it (its ack).
 typedef void (pz_journal_recent_fn) (void *arg, int64_t request_id, int64_t count);
 
 //  Fills config with the defaults: 64 MiB segments, no retention limit,
@@ -74,8 +85,8 @@ bool
 //  every segment back and cuts the end of the last segment from its first
 //  bad block on if no later block records that block as synced (it was
 //  never acknowledged: docs/JOURNAL.md "Recovery"). Returns NULL on any
-//  other damage or error (a format version other than PZ_JOURNAL_VERSION
-//  too), with *error_p (if error_p is not NULL; caller frees) one line
+//  other damage or error (a format version outside PZ_JOURNAL_VERSION_READ
+//  .. PZ_JOURNAL_VERSION too), with *error_p (if error_p is not NULL; caller frees) one line
 //  naming the file, byte offset and problem. With config->sync, makes the
 //  last segment durable (fdatasync) before it returns: what it read back
 //  counts as synced. Caller owns return value.
@@ -91,7 +102,7 @@ void
 int64_t
     pz_journal_next_seq (pz_journal_t *self);
 
-//  Returns the last committed tag-seq of a published tag (N, P, C, X), 0 if none.
+//  Returns the last committed tag-seq of a published tag (N, P, C, X, R), 0 if none.
 int64_t
     pz_journal_tag_seq (pz_journal_t *self, char tag);
 
@@ -103,6 +114,18 @@ int64_t
 //  order, then frees the records kept for it. Call once, after open.
 void
     pz_journal_take_pending (pz_journal_t *self, pz_journal_pending_fn *fn, void *arg);
+
+//  Calls range_fn for every accepted range not done, by key, each followed
+//  by piece_fn for each of its pieces done, then frees those pieces. Call
+//  once, after open, before take_pending.
+void
+    pz_journal_take_ranges (pz_journal_t *self, pz_journal_range_fn *range_fn,
+                            pz_journal_piece_fn *piece_fn, void *arg);
+
+//  Returns 1 + the largest range key the journal holds (1 if none): the
+//  key of the next range.
+int64_t
+    pz_journal_next_key (pz_journal_t *self);
 
 //  Calls fn for the request ids of the last `limit` accepts that carried
 //  one (at most config.recent_requests), oldest first. Then frees them.
@@ -127,6 +150,24 @@ void
 //  exactly as published. Buffered until commit.
 void
     pz_journal_correction (pz_journal_t *self, const uint8_t *publication, size_t size);
+
+//  Appends the ranges of an accepted source message: its request id (0 if
+//  none) and the count of all its records (what its ack said), the key of
+//  its first range (the others follow, one each), and its count records
+//  (N records among them are skipped: they went in with pz_journal_accept).
+//  Buffered until commit.
+void
+    pz_journal_ranges (pz_journal_t *self, int64_t request_id, int64_t acked,
+                       int64_t first_key, const uint8_t *records, size_t count);
+
+//  Appends a finished piece of range key: tag (R or Q), bounds, its count
+//  of primes, and the publications it made (its P publications and, if it
+//  finished the range, the R announcement, one after another; size 0 for
+//  none). Buffered until commit.
+void
+    pz_journal_piece (pz_journal_t *self, int64_t key, char tag, int64_t lo,
+                      int64_t hi, int64_t count, const uint8_t *publications,
+                      size_t size);
 
 //  Writes everything appended since the last commit as one block, with one
 //  write() and one fdatasync (none if config.sync is false), and counts it

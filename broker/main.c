@@ -99,6 +99,12 @@ main (int argc, char *argv [])
           "(0: push each source message at once)" },
         { "lease-ms", 0, PZ_OPT_INT, &config.lease_ms, 1, 86400000, "MS",
           "push a dispatch again if no report came within this" },
+        { "range-lease", 0, PZ_OPT_INT, &config.range_lease, 1, INT64_MAX, "N",
+          "numbers in one piece of a counted (Q) range, at most; pieces of "
+          "published (R) ranges also at most 524288" },
+        { "range-inflight", 0, PZ_OPT_INT, &config.range_inflight, 1, 100000, "N",
+          "pieces of ranges out at once, at most (also at most twice the "
+          "worker threads lately active)" },
         { "drain-ms", 0, PZ_OPT_INT, &config.drain_ms, 0, 86400000, "MS",
           "on SIGINT/SIGTERM wait this long for outstanding results" },
         { "stats", 0, PZ_OPT_INT, &config.stats_s, 0, 86400, "S",

@@ -19,7 +19,7 @@
 
 //  One request: its bytes, whether it is outstanding, and when it is due.
 typedef struct {
-    uint8_t data [PZ_MESSAGE_MAX];  //  the request body
+    uint8_t *data;              //  the request body, request_max bytes
     size_t size;                //  bytes of data in use
     bool busy;                  //  sent, reply not yet received
     uint64_t tag;               //  tag of its latest send
@@ -37,6 +37,7 @@ struct _pz_client_t {
     zsock_t *dealer;            //  the connection; replaced after a timeout
     s_slot_t *slots;            //  slot_count slots
     int slot_count;             //  1 to PZ_CLIENT_SLOTS_MAX
+    size_t request_max;         //  bytes of each slot's buffer
     int busy;                   //  slots with a request outstanding
     uint64_t sends;             //  sends so far, for tags
     uint64_t resends;           //  sends after a timeout
@@ -79,6 +80,11 @@ pz_client_new (const char *name, const char *endpoint, int slots,
     self->created_ms = zclock_mono ();
     self->slots = (s_slot_t *) calloc ((size_t) slots, sizeof (s_slot_t));
     assert (self->name && self->endpoint && self->slots);
+    self->request_max = PZ_MESSAGE_MAX;
+    for (int index = 0; index < slots; index++) {
+        self->slots [index].data = (uint8_t *) malloc (self->request_max);
+        assert (self->slots [index].data);
+    }
     if (s_connect (self) != 0)
         pz_client_destroy (&self);
     return self;
@@ -94,6 +100,8 @@ pz_client_destroy (pz_client_t **self_p)
         return;
     zsock_destroy (&self->dealer);
     zstr_free (&self->routing_id);
+    for (int index = 0; index < self->slot_count; index++)
+        free (self->slots [index].data);
     free (self->slots);
     zstr_free (&self->endpoint);
     zstr_free (&self->name);
@@ -115,7 +123,21 @@ pz_client_free_slot (pz_client_t *self)
     return -1;
 }
 
-//  Returns slot's request buffer, PZ_MESSAGE_MAX bytes.
+//  Makes every slot's buffer request_max bytes; no request outstanding.
+void
+pz_client_set_request_max (pz_client_t *self, size_t request_max)
+{
+    assert (self && self->busy == 0);
+    assert (request_max >= PZ_RECORD_SIZE && request_max <= PZ_WIRE_MAX);
+    for (int index = 0; index < self->slot_count; index++) {
+        free (self->slots [index].data);
+        self->slots [index].data = (uint8_t *) malloc (request_max);
+        assert (self->slots [index].data);
+    }
+    self->request_max = request_max;
+}
+
+//  Returns slot's request buffer, request_max bytes.
 uint8_t *
 pz_client_request (pz_client_t *self, int slot)
 {
@@ -149,7 +171,7 @@ pz_client_send (pz_client_t *self, int slot, size_t size, int64_t now_ms)
 {
     assert (self && slot >= 0 && slot < self->slot_count);
     assert (!self->slots [slot].busy);
-    assert (size > 0 && size <= PZ_MESSAGE_MAX);
+    assert (size > 0 && size <= self->request_max);
     self->slots [slot].size = size;
     self->slots [slot].attempts = 0;
     self->slots [slot].busy = true;

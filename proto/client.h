@@ -54,10 +54,18 @@ void
 int
     pz_client_free_slot (pz_client_t *self);
 
-//  Returns the request buffer of slot, PZ_MESSAGE_MAX bytes, owned by the
-//  client. Fill it, then pz_client_send; it keeps its bytes until reused.
+//  Returns the request buffer of slot, PZ_MESSAGE_MAX bytes (or as set by
+//  pz_client_set_request_max), owned by the client. Fill it, then
+//  pz_client_send; it keeps its bytes until reused.
 uint8_t *
     pz_client_request (pz_client_t *self, int slot);
+
+//  Makes every slot's request buffer request_max bytes (PZ_RECORD_SIZE to
+//  PZ_WIRE_MAX; default PZ_MESSAGE_MAX), for requests larger than a
+//  message of 4096 records (a worker's range reports). Call while no
+//  request is outstanding; earlier buffer contents are lost.
+void
+    pz_client_set_request_max (pz_client_t *self, size_t request_max);
 
 //  Sends the first size bytes of slot's buffer as a request, due back
 //  within the timeout. The slot is busy until its reply is received.

@@ -47,6 +47,8 @@ pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *public
     for (size_t index = 1; index < count; index++)
         if (pz_record_tag (data + index * PZ_RECORD_SIZE) != tag)
             return PZ_ERR_TAG_REFUSED;
+    if (tag == PZ_TAG_RANGE && count != PZ_ANNOUNCEMENT_RECORDS)
+        return PZ_ERR_TAG_REFUSED;      //  an announcement is R lo, R hi, R count
     const uint8_t *trailer = data + count * PZ_RECORD_SIZE;
     if (pz_record_tag (trailer) != PZ_TAG_SEQ
     ||  pz_record_tag (trailer + PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ)

@@ -25,18 +25,23 @@
 //  The tags a publication may have, and how many. A correction (X) is the
 //  one publication whose records are not all of its tag: `X <seq>` heads
 //  it, naming the publication it corrects, and P and C records follow
-//  with the verdicts that publication got wrong, set right.
-#define PZ_TAGS_PUBLISHED       "NPCX"
-#define PZ_TAG_COUNT            4
+//  with the verdicts that publication got wrong, set right. An R
+//  publication is a range's announcement: exactly R lo, R hi, R count.
+#define PZ_TAGS_PUBLISHED       "NPCXR"
+#define PZ_TAG_COUNT            5
+
+//  Records in an R announcement: R lo, R hi, R count (proto/PROTOCOL.md).
+#define PZ_ANNOUNCEMENT_RECORDS 3
 
 //  Returns the index of a published tag in PZ_TAGS_PUBLISHED (N 0, P 1,
-//  C 2, X 3), or -1 for any other byte: for what is kept per tag
+//  C 2, X 3, R 4), or -1 for any other byte: for what is kept per tag
 //  (tag-seqs, counters).
 static inline int
 pz_publication_tag_index (char tag)
 {
     return tag == PZ_TAG_NUMBER ? 0 : tag == PZ_TAG_PRIME ? 1
-         : tag == PZ_TAG_COMPOSITE ? 2 : tag == PZ_TAG_CORRECTION ? 3 : -1;
+         : tag == PZ_TAG_COMPOSITE ? 2 : tag == PZ_TAG_CORRECTION ? 3
+         : tag == PZ_TAG_RANGE ? 4 : -1;
 }
 
 //  A publication, as read by pz_publication_parse. data points into the

@@ -109,6 +109,9 @@ pz_error_str (int64_t code)
         case PZ_ERR_UNAVAILABLE:  return "broker cannot store it now, send it again later";
         case PZ_ERR_BAD_HISTORY:  return "malformed history request";
         case PZ_ERR_AUDIT:        return "refused by the audit: a wrong verdict, sender cut off";
+        case PZ_ERR_HALF_RANGE:   return "half a range: an R or Q record without its partner";
+        case PZ_ERR_RANGE_ORDER:  return "a range whose lo is above its hi";
+        case PZ_ERR_RANGE_NEGATIVE: return "a negative range bound";
         default:                  return "unknown error";
     }
 }

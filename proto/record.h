@@ -43,9 +43,13 @@
 #define PZ_TAG_HISTORY      'H'     //  value = a position in a history request
 #define PZ_TAG_CORRECTION   'X'     //  value = the seq of a publication found wrong;
                                     //  heads a correction (publish endpoint only)
+#define PZ_TAG_RANGE        'R'     //  a range bound (two in a row: lo, hi) whose
+                                    //  primes are published; or a range's
+                                    //  announcement (lo, hi, count)
+#define PZ_TAG_RANGE_COUNT  'Q'     //  a range bound of a range only counted
 
 //  Every tag the protocol defines, for validation.
-#define PZ_TAGS_KNOWN       "NPCAEISTHX"
+#define PZ_TAGS_KNOWN       "NPCAEISTHXRQ"
 
 //  Error codes carried in the value of an E record. Zero is never sent.
 typedef enum {
@@ -62,11 +66,15 @@ typedef enum {
     PZ_ERR_UNAVAILABLE = 9,     //  cannot be made durable now (journal write
                                 //  failed): nothing taken, send it again later
     PZ_ERR_BAD_HISTORY = 10,    //  a history request that is not well formed
-    PZ_ERR_AUDIT = 11           //  a report refused by the audit: a verdict in
+    PZ_ERR_AUDIT = 11,          //  a report refused by the audit: a verdict in
                                 //  it is wrong, or its sender is cut off
+    PZ_ERR_HALF_RANGE = 12,     //  an R or Q record not directly followed by a
+                                //  partner of the same tag (or last)
+    PZ_ERR_RANGE_ORDER = 13,    //  a range whose lo is above its hi
+    PZ_ERR_RANGE_NEGATIVE = 14  //  a range bound below 0
 } pz_error_t;
 
-#define PZ_ERR_MAX          11
+#define PZ_ERR_MAX          14
 
 //  The three accessors are inline: they run once per record on every hop,
 //  and a call per record showed in the broker's profile.

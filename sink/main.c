@@ -45,7 +45,8 @@ main (int argc, char *argv [])
           "(default: tcp://HOST:5559, or --connect's host at port 5559)" },
         { "tags", 't', PZ_OPT_STRING, &config.tags, 0, 0, "TAGS",
           "tags to print, letters from N (numbers), P (primes), C (composites), X "
-          "(corrections: verdicts the audit found wrong; come with P or C)" },
+          "(corrections: verdicts the audit found wrong; come with P or C), R "
+          "(ranges done: 'R lo:hi count'; default PR)" },
         { "format", 'f', PZ_OPT_STRING, &format, 0, 0, "FMT",
           "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}), csv, or none (count only)" },
         { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
@@ -74,7 +75,7 @@ main (int argc, char *argv [])
         return parsed == PZ_CLI_DONE ? 0 : 2;
     if (!pz_sink_tags_valid (config.tags))
         return pz_cli_error ("playzmq-sink", "--tags: '%s' is not a set of tags "
-                             "from N, P, C, X", config.tags);
+                             "from N, P, C, X, R", config.tags);
     if (!pz_sink_format_parse (format, &config.format))
         return pz_cli_error ("playzmq-sink", "--format: '%s' is not text, json, csv or none",
                              format);

@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_TAGS          PZ_TAG_COUNT        //  N, P, C, X
+#define S_TAGS          PZ_TAG_COUNT        //  N, P, C, X, R
 #define S_FLUSH_AT      (64 * 1024)         //  write the buffer when it holds this
 #define S_LINE_MAX      48                  //  bytes, longest line (JSON, INT64_MIN: 41)
 #define S_BUFFER_SIZE   (S_FLUSH_AT + PZ_RECORDS_MAX * S_LINE_MAX)
@@ -123,7 +123,7 @@ pz_sink_config_init (pz_sink_config_t *config)
     assert (config);
     *config = (pz_sink_config_t) {
         .connect = "tcp://localhost:5556",
-        .tags = "P",
+        .tags = "PR",
         .format = PZ_SINK_TEXT,
         .hwm = 1000,
         .history_timeout_ms = 2000,
@@ -132,7 +132,7 @@ pz_sink_config_init (pz_sink_config_t *config)
     pz_sockopts_init (&config->sockopts);
 }
 
-//  Returns true if tags is a non-empty string of letters from "NPCX".
+//  Returns true if tags is a non-empty string of letters from "NPCXR".
 bool
 pz_sink_tags_valid (const char *tags)
 {
@@ -259,12 +259,18 @@ pz_sink_summary (pz_sink_t *self, char *buffer, size_t size)
 {
     assert (self && buffer);
     pz_sink_stats_t *stats = &self->stats;
+    //  Ranges announced only when there were some: the line stays as it
+    //  was for runs of numbers.
+    char ranges [32] = "";
+    uint64_t announced = stats->by_tag [pz_publication_tag_index (PZ_TAG_RANGE)];
+    if (announced > 0)
+        snprintf (ranges, sizeof ranges, ", R %" PRIu64, announced);
     snprintf (buffer, size, "printed N %" PRIu64 ", P %" PRIu64 ", C %" PRIu64
-              "; %" PRIu64 " malformed messages dropped; gaps %" PRIu64
+              "%s; %" PRIu64 " malformed messages dropped; gaps %" PRIu64
               ", filled %" PRIu64 " messages from history, lost %" PRIu64 " messages"
               "; corrections %" PRIu64,
-              stats->by_tag [0], stats->by_tag [1], stats->by_tag [2], stats->malformed,
-              stats->gaps, stats->filled, stats->lost, stats->by_tag [3]);
+              stats->by_tag [0], stats->by_tag [1], stats->by_tag [2], ranges,
+              stats->malformed, stats->gaps, stats->filled, stats->lost, stats->by_tag [3]);
 }
 
 //  -------------------------------------------------------------------------
@@ -438,6 +444,21 @@ s_format (pz_sink_t *self, char tag, const uint8_t *records, size_t first, size_
     char *cursor = self->buffer + self->buffered;
     const uint8_t *record = records + first * PZ_RECORD_SIZE;
     const uint8_t *end = records + last * PZ_RECORD_SIZE;
+    if (tag == PZ_TAG_RANGE && first == 0 && last == PZ_ANNOUNCEMENT_RECORDS) {
+        //  A range's announcement, one line: R lo:hi count.
+        int64_t lo = pz_record_value (records);
+        int64_t hi = pz_record_value (records + PZ_RECORD_SIZE);
+        int64_t count = pz_record_value (records + 2 * PZ_RECORD_SIZE);
+        const char *formats [] = {
+            "R %" PRId64 ":%" PRId64 " %" PRId64 "\n",
+            "{\"tag\":\"R\",\"lo\":%" PRId64 ",\"hi\":%" PRId64 ",\"count\":%" PRId64 "}\n",
+            "R,%" PRId64 ":%" PRId64 ",%" PRId64 "\n"
+        };
+        if (self->config.format != PZ_SINK_NONE)
+            cursor += sprintf (cursor, formats [self->config.format], lo, hi, count);
+        self->buffered = (size_t) (cursor - self->buffer);
+        return;
+    }
     switch (self->config.format) {
         case PZ_SINK_TEXT:
         case PZ_SINK_CSV: {
@@ -487,12 +508,16 @@ s_print (pz_sink_t *self, const pz_publication_t *whole)
         first = track->skip < (int64_t) publication->count ? (size_t) track->skip
                                                            : publication->count;
     size_t last = publication->count;
-    if (self->config.count > 0
+    //  An announcement is one line: never cut (a sink stops before it when
+    //  --count is reached).
+    if (self->config.count > 0 && publication->tag != PZ_TAG_RANGE
     &&  (int64_t) (last - first) > self->config.count - self->printed)
         last = first + (size_t) (self->config.count - self->printed);
     s_format (self, publication->tag, publication->records, first, last);
-    self->stats.by_tag [slot] += last - first;
-    self->printed += (int64_t) (last - first);
+    //  An announcement (three records) is one line, counted as one.
+    size_t lines = publication->tag == PZ_TAG_RANGE && last > first ? 1 : last - first;
+    self->stats.by_tag [slot] += lines;
+    self->printed += (int64_t) lines;
     track->started = track->baseline = true;
     track->seq = publication->seq;
     track->tag_seq = publication->tag_seq;

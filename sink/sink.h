@@ -40,6 +40,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "publication.h"
 #include "sock.h"
 
 //  The broker's history endpoint, unless sock.h names it already.
@@ -67,7 +68,8 @@ typedef enum {
 typedef struct {
     const char *connect;        //  the broker's publish endpoint
     const char *history;        //  the broker's history endpoint; NULL: none
-    const char *tags;           //  tag letters to subscribe to, from "NPCX" (P or C brings X, the corrections)
+    const char *tags;           //  tag letters to subscribe to, from "NPCXR" (P or C
+                                //  brings X, the corrections)
     pz_sink_format_t format;    //  how records are printed
     int64_t count;              //  stop after this many records; 0: never
     int64_t hwm;                //  messages queued in the sink, at most; 0: no limit
@@ -81,7 +83,8 @@ typedef struct {
 } pz_sink_config_t;
 
 typedef struct {
-    uint64_t by_tag [4];        //  records printed: N, P, C, X (corrected verdicts)
+    uint64_t by_tag [PZ_TAG_COUNT];     //  records printed: N, P, C, X (corrected
+                                //  verdicts); R: announcements printed
     uint64_t malformed;         //  messages dropped as malformed (live or history)
     uint64_t gaps;              //  gaps found (messages of a tag missed)
     uint64_t filled;            //  messages printed from history
@@ -95,7 +98,7 @@ typedef struct {
 void
     pz_sink_config_init (pz_sink_config_t *config);
 
-//  Returns true if tags is a non-empty string of letters from "NPCX".
+//  Returns true if tags is a non-empty string of letters from "NPCXR".
 bool
     pz_sink_tags_valid (const char *tags);
 

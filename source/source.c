@@ -10,6 +10,7 @@
 */
 #include "source.h"
 #include "client.h"
+#include "publication.h"
 #include "record.h"
 
 #include <assert.h>
@@ -53,6 +54,17 @@ struct _pz_source_t {
     float *ack_times_ms;        //  reservoir of S_RESERVOIR ack times
     uint64_t ack_samples;       //  ack times offered to the reservoir
     bool unavailable_logged;    //  an E 9 was logged (once per run)
+    size_t next_range;          //  config.ranges sent so far
+    bool range_waiting;         //  a range read and not yet packed: held below
+    int64_t held_lo;            //  its bounds
+    int64_t held_hi;
+    int64_t *sent;              //  ranges acknowledged: lo, hi pairs (count_only)
+    bool *announced;            //  per sent range: its count was printed
+    size_t sent_count;          //  ranges in sent
+    size_t sent_capacity;       //  allocated
+    zsock_t *sub;               //  count_only: announcements (tag R), or NULL
+    zsock_t *history;           //  count_only: the history DEALER, or NULL
+    int64_t history_from;       //  next seq to ask history from
     pz_source_stats_t stats;    //  counters
 };
 
@@ -136,8 +148,20 @@ s_read_number (pz_source_t *self, int64_t *value)
             *value = parsed;
             return true;
         }
+        int64_t lo, hi;
+        const char *problem = NULL;
+        if (!truncated && strchr (text, ':')) {
+            problem = pz_source_range_parse (text, &lo, &hi);
+            if (!problem) {
+                self->range_waiting = true;
+                self->held_lo = lo;
+                self->held_hi = hi;
+                return false;
+            }
+        }
         fprintf (stderr, "playzmq-source: line %" PRIu64 ": '%s%s' is not a "
-                 "64-bit integer\n", self->line_number, text, truncated ? "..." : "");
+                 "64-bit integer%s%s\n", self->line_number, text, truncated ? "..." : "",
+                 problem ? " nor a range: " : "", problem ? problem : "");
         self->stats.bad_lines++;
     }
     if (ferror (self->input))
@@ -145,10 +169,18 @@ s_read_number (pz_source_t *self, int64_t *value)
     return false;
 }
 
-//  Reads the next number to send into *value. Returns false at the end.
+//  Reads the next number to send into *value. Returns false at the end, or
+//  when the next item is a range (then range_waiting holds it).
 static bool
 s_next_number (pz_source_t *self, int64_t *value)
 {
+    if (self->next_range < self->config.range_count) {
+        self->held_lo = self->config.ranges [2 * self->next_range];
+        self->held_hi = self->config.ranges [2 * self->next_range + 1];
+        self->next_range++;
+        self->range_waiting = true;
+        return false;
+    }
     if (self->input)
         return s_read_number (self, value);
     if (self->random_left <= 0)
@@ -167,15 +199,27 @@ s_fill_slot (pz_source_t *self, int index)
     uint8_t *request = pz_client_request (self->client, index);
     size_t count = 0;
     int64_t value;
+    char range_tag = self->config.count_only ? PZ_TAG_RANGE_COUNT : PZ_TAG_RANGE;
     while (count < (size_t) self->config.batch && !self->exhausted) {
+        if (self->range_waiting) {
+            //  A range takes two records; alone it may exceed a batch of 1.
+            if (count > 0 && count + 2 > (size_t) self->config.batch)
+                break;
+            pz_record_encode (request + (++count) * PZ_RECORD_SIZE, range_tag, self->held_lo);
+            pz_record_encode (request + (++count) * PZ_RECORD_SIZE, range_tag, self->held_hi);
+            self->range_waiting = false;
+        }
+        else
         if (s_next_number (self, &value))
             pz_record_encode (request + (++count) * PZ_RECORD_SIZE,
                               PZ_TAG_NUMBER, value);
         else
+        if (!self->range_waiting)
             self->exhausted = true;
     }
     //  Known without reading further: lets the loop end with this request.
-    if (!self->input && self->random_left == 0)
+    if (!self->input && self->random_left == 0 && !self->range_waiting
+    &&  self->next_range == self->config.range_count)
         self->exhausted = true;
     if (count == 0)
         return 0;
@@ -208,7 +252,7 @@ pz_source_new (const pz_source_config_t *config)
     if (self->random_range)
         self->random_threshold = (0 - self->random_range) % self->random_range;
     self->random_left = config->count;
-    self->exhausted = !config->input && config->count == 0;
+    self->exhausted = !config->input && config->count == 0 && config->range_count == 0;
     //  Request ids: a random session in the high half, a counter below.
     self->session = (int64_t) (s_splitmix64 (&entropy) >> 33) | 1;
     self->next_request = 1;
@@ -227,6 +271,21 @@ pz_source_new (const pz_source_config_t *config)
             zsys_error ("source: cannot write '%s': %s", config->acked_path, strerror (errno));
             ok = false;
         }
+    }
+    if (ok && config->count_only) {
+        //  Subscribed before anything is sent, so no announcement of ours
+        //  can go out before we listen (history covers a slow join).
+        pz_sockopts_t opts = config->sockopts;
+        opts.heartbeat_ivl_ms = 0;
+        opts.rcvhwm = 0;
+        self->sub = pz_sock_open (ZMQ_SUB, "publish SUB", config->publish, false, &opts);
+        if (self->sub)
+            zsock_set_subscribe (self->sub, "R");
+        if (self->sub && config->history)
+            self->history = pz_sock_open (ZMQ_DEALER, "history DEALER", config->history,
+                                          false, &config->sockopts);
+        ok = self->sub && (!config->history || self->history);
+        self->history_from = 1;
     }
     if (ok)
         self->client = pz_client_new ("source", self->endpoint, (int) config->pipeline,
@@ -248,6 +307,10 @@ pz_source_destroy (pz_source_t **self_p)
     if (!self)
         return;
     pz_client_destroy (&self->client);
+    zsock_destroy (&self->history);
+    zsock_destroy (&self->sub);
+    free (self->sent);
+    free (self->announced);
     if (self->acked)
         fclose (self->acked);
     if (self->input && self->input != stdin)
@@ -299,6 +362,137 @@ pz_source_stats (pz_source_t *self, pz_source_stats_t *stats)
     stats->seconds = self->started_ms ? (double) (until - self->started_ms) / 1000.0 : 0;
 }
 
+//  Notes an acknowledged range; with count_only, it waits for its count.
+static void
+s_range_acked (pz_source_t *self, int64_t lo, int64_t hi)
+{
+    self->stats.ranges++;
+    if (!self->config.count_only)
+        return;
+    if (self->sent_count == self->sent_capacity) {
+        self->sent_capacity = self->sent_capacity ? 2 * self->sent_capacity : 16;
+        self->sent = (int64_t *) realloc (self->sent, 2 * self->sent_capacity * sizeof (int64_t));
+        self->announced = (bool *) realloc (self->announced, self->sent_capacity * sizeof (bool));
+        assert (self->sent && self->announced);
+    }
+    self->sent [2 * self->sent_count] = lo;
+    self->sent [2 * self->sent_count + 1] = hi;
+    self->announced [self->sent_count++] = false;
+}
+
+//  Takes one announcement (R lo R hi R count + trailer, size bytes): the
+//  first range of ours with those bounds still waiting gets its line.
+static void
+s_take_announcement (pz_source_t *self, const uint8_t *data, size_t size)
+{
+    pz_publication_t publication;
+    if (pz_publication_parse (data, size, &publication) != PZ_OK
+    ||  publication.tag != PZ_TAG_RANGE)
+        return;
+    int64_t lo = pz_record_value (publication.records);
+    int64_t hi = pz_record_value (publication.records + PZ_RECORD_SIZE);
+    int64_t count = pz_record_value (publication.records + 2 * PZ_RECORD_SIZE);
+    if (publication.seq >= self->history_from)
+        self->history_from = publication.seq + 1;
+    for (size_t index = 0; index < self->sent_count; index++)
+        if (!self->announced [index] && self->sent [2 * index] == lo
+        &&  self->sent [2 * index + 1] == hi) {
+            self->announced [index] = true;
+            self->stats.counted++;
+            printf ("%" PRId64 ":%" PRId64 " %" PRId64 "\n", lo, hi, count);
+            fflush (stdout);
+            return;
+        }
+}
+
+//  Asks history for the R announcements from history_from on and takes
+//  those in the reply. Waits up to timeout_ms for it.
+static void
+s_ask_history (pz_source_t *self, int64_t timeout_ms)
+{
+    uint8_t request [3 * PZ_RECORD_SIZE];
+    pz_record_encode (request, PZ_TAG_HISTORY, self->history_from);
+    pz_record_encode (request + PZ_RECORD_SIZE, PZ_TAG_HISTORY, 0);
+    pz_record_encode (request + 2 * PZ_RECORD_SIZE, PZ_TAG_RANGE, 0);
+    void *handle = zsock_resolve (self->history);
+    if (zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1
+    ||  zmq_send (handle, request, sizeof request, ZMQ_DONTWAIT) == -1)
+        return;
+    zmq_pollitem_t item = { handle, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, (long) timeout_ms) <= 0)
+        return;
+    //  [empty][reply]: publications, then the status A next H oldest T last.
+    zmsg_t *reply = zmsg_recv (self->history);
+    zframe_t *body = reply ? zmsg_last (reply) : NULL;
+    if (body) {
+        const uint8_t *data = zframe_data (body);
+        size_t left = zframe_size (body), size;
+        while (left > 0 && (size = pz_publication_next (data, left)) > 0) {
+            s_take_announcement (self, data, size);
+            data += size;
+            left -= size;
+        }
+        if (left >= PZ_RECORD_SIZE && pz_record_tag (data) == PZ_TAG_ACK
+        &&  pz_record_value (data) > self->history_from)
+            self->history_from = pz_record_value (data);
+    }
+    zmsg_destroy (&reply);
+}
+
+//  Waits for the announcement of every range acknowledged, printing each
+//  count as it comes; asks history every second for what the subscription
+//  may have missed. Returns 0, or 1 if interrupted first.
+static int
+s_await_counts (pz_source_t *self)
+{
+    int64_t next_history_ms = zclock_mono () + 1000;
+    while (self->stats.counted < self->sent_count) {
+        if (zsys_interrupted)
+            return 1;
+        zmq_pollitem_t item = { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 100) > 0) {
+            zmq_msg_t message;
+            zmq_msg_init (&message);
+            while (zmq_msg_recv (&message, zsock_resolve (self->sub), ZMQ_DONTWAIT) != -1)
+                s_take_announcement (self, (const uint8_t *) zmq_msg_data (&message),
+                                     zmq_msg_size (&message));
+            zmq_msg_close (&message);
+        }
+        if (self->history && zclock_mono () >= next_history_ms) {
+            s_ask_history (self, 1000);
+            next_history_ms = zclock_mono () + 1000;
+        }
+    }
+    return 0;
+}
+
+//  Parses "LO:HI" (0 <= LO <= HI <= 2^63 - 1). Returns NULL, or what is
+//  wrong with it.
+const char *
+pz_source_range_parse (const char *text, int64_t *lo, int64_t *hi)
+{
+    assert (text && lo && hi);
+    const char *colon = strchr (text, ':');
+    if (!colon)
+        return "not LO:HI";
+    char *end = NULL;
+    errno = 0;
+    long long first = strtoll (text, &end, 10);
+    if (end == text || end != colon || errno != 0)
+        return "LO is not a 64-bit integer";
+    errno = 0;
+    long long last = strtoll (colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || errno != 0)
+        return "HI is not a 64-bit integer (at most 9223372036854775807)";
+    if (first < 0 || last < 0)
+        return "a bound is negative";
+    if (first > last)
+        return "LO is above HI";
+    *lo = first;
+    *hi = last;
+    return NULL;
+}
+
 //  Handles the broker's reply to the request in client slot index: an ack,
 //  or a rejection that is logged and counted.
 static void
@@ -312,9 +506,16 @@ s_handle_reply (pz_source_t *self, int index, const uint8_t *reply, int size,
         self->stats.acked += slot->count;
         s_sample_ack_time (self, (float) (zclock_usecs () - slot->sent_us) / 1000.0f);
         const uint8_t *request = pz_client_request (self->client, index);
-        for (size_t record = 1; self->acked && record <= slot->count; record++)
-            fprintf (self->acked, "%" PRId64 "\n",
-                     pz_record_value (request + record * PZ_RECORD_SIZE));
+        for (size_t record = 1; record <= slot->count; record++) {
+            const uint8_t *at = request + record * PZ_RECORD_SIZE;
+            if (pz_record_tag (at) == PZ_TAG_NUMBER) {
+                if (self->acked)
+                    fprintf (self->acked, "%" PRId64 "\n", pz_record_value (at));
+                continue;
+            }
+            s_range_acked (self, pz_record_value (at), pz_record_value (at + PZ_RECORD_SIZE));
+            record++;
+        }
         return;
     }
     if (size == PZ_RECORD_SIZE && pz_record_tag (reply) == PZ_TAG_ERROR
@@ -400,6 +601,8 @@ pz_source_run (pz_source_t *self)
             result = 1;
         }
     }
+    if (result == 0 && self->config.count_only)
+        result = s_await_counts (self);
     if (self->acked)
         fflush (self->acked);
     if (result == 0 && (self->stats.rejected > 0 || self->stats.bad_lines > 0))

@@ -2,7 +2,9 @@
     source - hands numbers to the broker and waits for its acks
 
     A source reads numbers from a seeded random generator or from a file (one
-    decimal integer per line), packs `batch` of them per request behind an
+    decimal integer per line), and ranges (--range LO:HI, or lines LO:HI in
+    the file: two records, R lo R hi, or Q with count_only), packs `batch`
+    records per request (a range alone may exceed a batch of 1) behind an
     I <request-id> record, and sends them through a pz_client: up to
     `pipeline` requests outstanding on one DEALER socket, which the broker's
     REP answers as it would a REQ. A request whose ack does not come within
@@ -36,6 +38,14 @@ typedef struct {
                                 //  this long whatever the retries (0: don't)
     int64_t pipeline;           //  requests outstanding at once, 1 to 64
     const char *acked_path;     //  if not NULL, every acknowledged number goes here
+    const int64_t *ranges;      //  ranges to send first: lo, hi pairs (the
+                                //  caller's array), or NULL
+    size_t range_count;         //  ranges in it
+    bool count_only;            //  send ranges as Q ranges (count only) and print
+                                //  "lo:hi count" for each from its announcement
+    const char *publish;        //  with count_only: the broker's publish endpoint
+    const char *history;        //  with count_only: its history endpoint, for an
+                                //  announcement the subscription missed; or NULL
     pz_sockopts_t sockopts;     //  heartbeats, handshake
 } pz_source_config_t;
 
@@ -45,7 +55,10 @@ typedef struct {
     uint64_t rejected;          //  numbers in requests answered with E
     uint64_t resends;           //  requests sent again after a timeout
     uint64_t deferred;          //  requests sent again later after an E 9
-    uint64_t bad_lines;         //  input lines that were not a 64-bit integer
+    uint64_t bad_lines;         //  input lines that were neither a 64-bit integer
+                                //  nor a range LO:HI
+    uint64_t ranges;            //  ranges acknowledged
+    uint64_t counted;           //  of those, announced with their count (count_only)
     double seconds;             //  from first send to last ack
     double ack_p50_ms;          //  median request-to-ack time
     double ack_p99_ms;          //  99th percentile request-to-ack time
@@ -65,11 +78,18 @@ pz_source_t *
 void
     pz_source_destroy (pz_source_t **self_p);
 
-//  Sends every number and waits for every ack, or stops at SIGINT/SIGTERM.
+//  Sends every number and range and waits for every ack, and with
+//  count_only for every range's announcement (each printed on stdout as
+//  "lo:hi count" when it comes), or stops at SIGINT/SIGTERM.
 //  Returns 0 if all went well, 1 if the broker stopped answering (logged,
 //  naming the endpoint), rejected a request, or an input line was bad.
 int
     pz_source_run (pz_source_t *self);
+
+//  Parses a range "LO:HI" (0 <= LO <= HI <= 2^63 - 1) into *lo and *hi.
+//  Returns NULL, or a short phrase saying what is wrong with it.
+const char *
+    pz_source_range_parse (const char *text, int64_t *lo, int64_t *hi);
 
 //  Copies the source's counters into stats.
 void

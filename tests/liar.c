@@ -14,7 +14,9 @@
     the broker refuses it (E 11): it goes on, as a malicious peer would,
     until --reports reports were sent, SIGTERM, or 10 s without a dispatch.
 
-    Prints one line per report on stdout, for the test to read:
+    A piece of a range (I id R lo R hi) gets every odd number of it
+    reported as prime. Prints one line per report on stdout, for the test
+    to read:
         report <n> records <count> lies <k> reply <A|E|none> <value>
     and at the end:
         done reports <n> lies <total lies> refused <E replies> first-refused <n or 0>
@@ -93,17 +95,33 @@ main (int argc, char *argv [])
             break;              //  10 s without work, or a signal
         size_t size = zframe_size (frame);
         const uint8_t *data = zframe_data (frame);
+        int64_t lies = 0;
+        size_t count = 0;
+        if (size == 3 * PZ_RECORD_SIZE && pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE) {
+            //  A piece of a range, I id R lo R hi: every odd number of it
+            //  (from 3) reported as prime, composites and all.
+            memcpy (report, data, size);
+            int64_t lo = pz_record_value (data + PZ_RECORD_SIZE);
+            int64_t hi = pz_record_value (data + 2 * PZ_RECORD_SIZE);
+            for (int64_t value = lo < 3 ? 3 : lo | 1; value <= hi && count < PZ_RECORDS_MAX - 2;
+                 value += 2) {
+                pz_record_encode (report + (3 + count++) * PZ_RECORD_SIZE, PZ_TAG_PRIME, value);
+                lies += !pz_prime_is_prime (value);
+            }
+            zframe_destroy (&frame);
+            zsock_send (req, "b", report, (count + 3) * PZ_RECORD_SIZE);
+            goto answered;
+        }
         if (size < 2 * PZ_RECORD_SIZE || size % PZ_RECORD_SIZE
         ||  pz_record_check (data, size, "IN") != PZ_OK) {
             zframe_destroy (&frame);
             continue;
         }
-        size_t count = size / PZ_RECORD_SIZE - 1;
+        count = size / PZ_RECORD_SIZE - 1;
         for (size_t index = 0; index < count; index++)
             values [index] = pz_record_value (data + (index + 1) * PZ_RECORD_SIZE);
         pz_prime_check (values, verdicts, count);
         memcpy (report, data, PZ_RECORD_SIZE);
-        int64_t lies = 0;
         for (size_t index = 0; index < count; index++) {
             bool lie = false;
             counter++;
@@ -120,6 +138,7 @@ main (int argc, char *argv [])
         }
         zframe_destroy (&frame);
         zsock_send (req, "b", report, (count + 1) * PZ_RECORD_SIZE);
+    answered:;
         zframe_t *reply = zframe_recv (req);
         reports++;
         lies_total += lies;

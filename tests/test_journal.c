@@ -1284,7 +1284,8 @@ Test (journal, a_block_claiming_an_impossible_sync_is_refused, .init = s_quiet,
 }
 
 //  An older format (version 2 segment headers have no room for the X
-//  tag-seq) is refused, and the message says what to do.
+//  tag-seq; version 1 blocks no synced-through offset) is refused, and
+//  the message says what to do; version 3 (no ranges) is read as it is.
 Test (journal, an_older_format_is_refused_with_a_clear_message, .init = s_quiet,
       .timeout = 10)
 {
@@ -1295,18 +1296,29 @@ Test (journal, an_older_format_is_refused_with_a_clear_message, .init = s_quiet,
     size_t size;
     uint8_t *whole = s_file_read (path, &size);
     cr_assert_eq (whole [8], PZ_JOURNAL_VERSION);
-    whole [8] = PZ_JOURNAL_VERSION - 1;
-    uint32_t crc = pz_journal_crc32c (0, whole, S_HEADER - 4);
-    for (int index = 0; index < 4; index++)
-        whole [S_HEADER - 4 + index] = (uint8_t) (crc >> (8 * index));
-    s_file_write (path, whole, size);
-    char *error = NULL;
-    cr_assert_null (pz_journal_open (&model->config, &error));
-    cr_assert (error && strstr (error, path) && strstr (error, "format version 2")
-               && strstr (error, "only version 3") && strstr (error, "move the directory"),
-               "%s", error);
-    cr_assert_eq (s_file_size (path), (int64_t) size);
-    free (error);
+    uint32_t crc;
+    for (uint8_t version = 1; version <= 3; version++) {
+        whole [8] = version;
+        crc = pz_journal_crc32c (0, whole, S_HEADER - 4);
+        for (int index = 0; index < 4; index++)
+            whole [S_HEADER - 4 + index] = (uint8_t) (crc >> (8 * index));
+        s_file_write (path, whole, size);
+        char *error = NULL;
+        pz_journal_t *journal = pz_journal_open (&model->config, &error);
+        if (version == 3) {
+            cr_assert (journal, "version 3 refused: %s", error);
+            pz_journal_destroy (&journal);
+            continue;
+        }
+        char expected [32];
+        snprintf (expected, sizeof expected, "format version %d", version);
+        cr_assert_null (journal);
+        cr_assert (error && strstr (error, path) && strstr (error, expected)
+                   && strstr (error, "only versions 3 to 4")
+                   && strstr (error, "move the directory"), "%s", error);
+        cr_assert_eq (s_file_size (path), (int64_t) size);
+        free (error);
+    }
     whole [8] = PZ_JOURNAL_VERSION;
     crc = pz_journal_crc32c (0, whole, S_HEADER - 4);
     for (int index = 0; index < 4; index++)
@@ -1510,5 +1522,143 @@ Test (journal, a_second_open_of_the_same_directory_is_refused, .init = s_quiet, 
     cr_assert (second, "after the first closed: %s", error);
     pz_journal_destroy (&second);
     pz_journal_destroy (&second);   //  NULL-safe
+    s_model_destroy (&model);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Ranges (docs/JOURNAL.md, version 3): accepted ranges and their pieces
+//  come back at open, with the pieces done; a range done is gone, and its
+//  publications are served as any.
+
+//  Encodes count records of tag with values, then S seq T tag_seq, into
+//  buffer. Returns the size.
+static size_t
+s_publication (uint8_t *buffer, char tag, const int64_t *values, size_t count,
+               int64_t seq, int64_t tag_seq)
+{
+    for (size_t index = 0; index < count; index++)
+        pz_record_encode (buffer + index * PZ_RECORD_SIZE, tag, values [index]);
+    pz_record_encode (buffer + count * PZ_RECORD_SIZE, 'S', seq);
+    pz_record_encode (buffer + (count + 1) * PZ_RECORD_SIZE, 'T', tag_seq);
+    return (count + 2) * PZ_RECORD_SIZE;
+}
+
+//  What take_ranges hands back, gathered.
+typedef struct {
+    int64_t ranges [8][4];      //  key, tag, lo, hi
+    size_t range_count;
+    int64_t pieces [8][4];      //  key, lo, hi, count
+    size_t piece_count;
+    int64_t recent [8][2];      //  request id, count
+    size_t recent_count;
+} s_taken_t;
+
+static void
+s_take_range (void *arg, int64_t key, char tag, int64_t lo, int64_t hi)
+{
+    s_taken_t *taken = (s_taken_t *) arg;
+    cr_assert (taken->range_count < 8);
+    int64_t *range = taken->ranges [taken->range_count++];
+    range [0] = key, range [1] = tag, range [2] = lo, range [3] = hi;
+}
+
+static void
+s_take_piece (void *arg, int64_t key, int64_t lo, int64_t hi, int64_t count)
+{
+    s_taken_t *taken = (s_taken_t *) arg;
+    cr_assert (taken->piece_count < 8);
+    int64_t *piece = taken->pieces [taken->piece_count++];
+    piece [0] = key, piece [1] = lo, piece [2] = hi, piece [3] = count;
+}
+
+static void
+s_take_recent_id (void *arg, int64_t request_id, int64_t count)
+{
+    s_taken_t *taken = (s_taken_t *) arg;
+    cr_assert (taken->recent_count < 8);
+    taken->recent [taken->recent_count] [0] = request_id;
+    taken->recent [taken->recent_count++] [1] = count;
+}
+
+Test (journal, ranges_and_pieces_come_back, .init = s_quiet, .timeout = 10)
+{
+    s_model_t *model = s_model_new (64 * 1024 * 1024);
+    pz_journal_t *journal = model->journal;
+    uint8_t publication [64 * PZ_RECORD_SIZE];
+    //  A request I 42: N 7, R 10 R 100, Q 0 Q 1000 (ack 5): N 7 is seq 1,
+    //  the ranges keys 1 and 2.
+    int64_t seven = 7;
+    size_t size = s_publication (publication, 'N', &seven, 1, 1, 1);
+    pz_journal_accept (journal, 0, publication, size);
+    uint8_t records [5 * PZ_RECORD_SIZE];
+    const char tags [] = "NRRQQ";
+    int64_t values [] = { 7, 10, 100, 0, 1000 };
+    for (int index = 0; index < 5; index++)
+        pz_record_encode (records + index * PZ_RECORD_SIZE, tags [index], values [index]);
+    pz_journal_ranges (journal, 42, 5, 1, records, 5);
+    cr_assert_eq (pz_journal_commit (journal), 0);
+    //  A piece of key 1, [10, 50]: its 11 primes (seq 2); key 2 whole, 168
+    //  primes, and its announcement (seq 3).
+    int64_t primes [] = { 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47 };
+    size = s_publication (publication, 'P', primes, 11, 2, 1);
+    pz_journal_piece (journal, 1, 'R', 10, 50, 11, publication, size);
+    int64_t announcement [] = { 0, 1000, 168 };
+    size = s_publication (publication, 'R', announcement, 3, 3, 1);
+    pz_journal_piece (journal, 2, 'Q', 0, 1000, 168, publication, size);
+    cr_assert_eq (pz_journal_commit (journal), 0);
+    pz_journal_destroy (&model->journal);
+
+    s_open (model);
+    journal = model->journal;
+    cr_assert_eq (pz_journal_next_seq (journal), 4);
+    cr_assert_eq (pz_journal_tag_seq (journal, 'P'), 1);
+    cr_assert_eq (pz_journal_tag_seq (journal, 'R'), 1);
+    cr_assert_eq (pz_journal_next_key (journal), 3);
+    s_taken_t taken = { .range_count = 0 };
+    pz_journal_take_recent (journal, 10, s_take_recent_id, &taken);
+    cr_assert_eq (taken.recent_count, 1);
+    cr_assert_eq (taken.recent [0][0], 42);
+    cr_assert_eq (taken.recent [0][1], 5);
+    pz_journal_take_ranges (journal, s_take_range, s_take_piece, &taken);
+    //  Key 2 is done; key 1 comes back with its piece.
+    cr_assert_eq (taken.range_count, 1);
+    cr_assert_eq (taken.ranges [0][0], 1);
+    cr_assert_eq (taken.ranges [0][1], 'R');
+    cr_assert_eq (taken.ranges [0][2], 10);
+    cr_assert_eq (taken.ranges [0][3], 100);
+    cr_assert_eq (taken.piece_count, 1);
+    cr_assert_eq (taken.pieces [0][1], 10);
+    cr_assert_eq (taken.pieces [0][2], 50);
+    cr_assert_eq (taken.pieces [0][3], 11);
+
+    //  The rest of key 1, [51, 100]: 10 primes and the announcement; then
+    //  nothing is left to take.
+    int64_t more [] = { 53, 59, 61, 67, 71, 73, 79, 83, 89, 97 };
+    size = s_publication (publication, 'P', more, 10, 4, 2);
+    int64_t done [] = { 10, 100, 21 };
+    size += s_publication (publication + size, 'R', done, 3, 5, 2);
+    pz_journal_piece (journal, 1, 'R', 51, 100, 10, publication, size);
+    cr_assert_eq (pz_journal_commit (journal), 0);
+    pz_journal_destroy (&model->journal);
+    s_open (model);
+    memset (&taken, 0, sizeof taken);
+    pz_journal_take_ranges (model->journal, s_take_range, s_take_piece, &taken);
+    cr_assert_eq (taken.range_count, 0);
+    cr_assert_eq (pz_journal_tag_seq (model->journal, 'R'), 2);
+
+    //  History serves the P and R publications, skipping the journal-only
+    //  entries.
+    pz_journal_reader_t *reader = pz_journal_reader_new (model->dir);
+    uint8_t buffer [4096];
+    int64_t next, oldest;
+    uint32_t mask = (UINT32_C (1) << ('P' - 'A')) | (UINT32_C (1) << ('R' - 'A'));
+    size_t got = pz_journal_reader_read (reader, 1, 0, 5, mask, buffer, sizeof buffer,
+                                         &next, &oldest);
+    cr_assert_eq (got, (11 + 2 + 3 + 2 + 10 + 2 + 3 + 2) * PZ_RECORD_SIZE);
+    cr_assert_eq (next, 6);
+    cr_assert_eq (pz_record_value (buffer), 11);
+    cr_assert_eq (buffer [13 * PZ_RECORD_SIZE], 'R');
+    pz_journal_reader_destroy (&reader);
     s_model_destroy (&model);
 }

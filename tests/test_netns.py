@@ -11,6 +11,9 @@ Checks: every acknowledged number gets exactly one correct verdict
 some, and unplugging one worker from the bridge for 3 s mid-run loses
 nothing: what it held is pushed again to the others when its lease ends.
 
+A third scenario is the same four worker hosts sieving one range (count
+only): its pieces spread over all four, and the count is right.
+
 A second scenario is the scale picture: the broker (with a journal) on one
 host and four worker hosts, each one thread, at batch 1024: the work
 spreads over all four (by their names in the broker's JSON stats), nothing
@@ -150,6 +153,57 @@ def test_four_worker_hosts_share_the_work():
         assert sorted(shares) == ["w1", "w2", "w3", "w4"], shares
         for name, numbers in shares.items():
             assert numbers > total / 20, "%s did little: %s" % (name, shares)
+
+
+def test_four_worker_hosts_share_a_range():
+    """A counted range near 10^12, 8 * 10^9 numbers, from a client host:
+    the broker cuts it into pieces of 2^27 that spread over four worker
+    hosts (by their names in the broker's JSON stats: each sieved a fair
+    share), and the count the source prints is the primesieve program's."""
+    import shutil
+    import subprocess
+    if not shutil.which("primesieve"):
+        raise harness.Skip("the primesieve program is not installed")
+    lo, width = 10**12, 8 * 10**9
+    hi = lo + width - 1
+    expected = int(subprocess.run(["primesieve", str(lo), str(hi), "--count", "-q"],
+                                  capture_output=True, text=True, check=True,
+                                  timeout=120).stdout.split()[0])
+    with netns.Network() as net, Cluster("netns-range") as c:
+        for name in ("broker", "w1", "w2", "w3", "w4", "client"):
+            net.add_host(name)
+        stats = c.path("stats.json")
+        broker = c.start("broker", "--stats", 1, "--stats-format", "json", stdout=stats,
+                         prefix=net.exec_prefix("broker"))
+        broker.wait_for_log(r"history endpoint bound")
+        workers = [c.start("worker", "--broker", "broker", "--threads", 1, "--name", host,
+                           name=host, prefix=net.exec_prefix(host))
+                   for host in ("w1", "w2", "w3", "w4")]
+        for worker in workers:
+            worker.wait_for_log(r"threads pulling")
+        counts = c.path("counts.txt")
+        started = time.monotonic()
+        source = c.start("source", "--broker", "broker", "--range", "%d:%d" % (lo, hi),
+                         "--count-only", stdout=counts, prefix=net.exec_prefix("client"))
+        assert source.wait(180) == 0, source.log()
+        elapsed = time.monotonic() - started
+        time.sleep(1.2)                     # one more stats line
+        for proc in workers + [broker]:
+            assert proc.stop(timeout=10) == 0, "%s:\n%s" % (proc.name, proc.log())
+        with open(counts) as handle:
+            printed = handle.read()
+        with open(stats) as handle:
+            final = [json.loads(line) for line in handle if line.strip()][-1]
+        shares = {w["name"]: w["numbers"] for w in final["workers"]}
+        pieces = {w["name"]: w["reports"] for w in final["workers"]}
+        print("netns_range: %d numbers in %.1f s (%.0f numbers/s), count %s, numbers "
+              "sieved %s, pieces %s" % (width, elapsed, width / elapsed, printed.split(),
+                                        shares, pieces), flush=True)
+        assert printed == "%d:%d %d\n" % (lo, hi, expected), printed
+        assert sorted(shares) == ["w1", "w2", "w3", "w4"], shares
+        assert sum(shares.values()) == width, shares
+        for name, numbers in shares.items():
+            assert numbers > width / 20, "%s did little: %s" % (name, shares)
 
 
 if __name__ == "__main__":

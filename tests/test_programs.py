@@ -36,7 +36,7 @@ def test_help_lists_every_option_with_default_and_version():
         "worker": ["--dispatch", "--results", "--broker", "--threads", "--timeout", "--retries"],
         "source": ["--connect", "--broker", "--count", "--min", "--max", "--seed", "--input",
                    "--batch", "--rate", "--timeout", "--retries", "--pipeline", "(default: 1)"],
-        "sink": ["--connect", "--broker", "--tags", "--format", "--count", "(default: P)"],
+        "sink": ["--connect", "--broker", "--tags", "--format", "--count", "(default: PR)"],
     }
     for kind in PROGRAMS:
         result = run(kind, "--help")

@@ -653,6 +653,7 @@ s_resume_run (s_rig_t *rig, const char *path, int64_t count, int64_t from_seq)
 Test (sink, resume_continues_exactly, .timeout = 20)
 {
     s_rig_t *rig = s_rig_new ();
+    rig->config.tags = "P";     //  one tag line in the position file
     s_add_stream (&rig->journal, "PPPPPP", 3);
     atomic_store (&rig->journal.newest, 6);
     rig->journal.oldest = 1;

@@ -15,10 +15,15 @@
 #include "client.h"
 #include "prime.h"
 #include "record.h"
+#include "sieve.h"
 
 #include <assert.h>
 #include <inttypes.h>
 #include <string.h>
+
+//  Primes in one range report, at most: I, R lo, R hi and the primes fill
+//  at most the largest frame the broker reads (PZ_WIRE_MAX).
+#define S_RANGE_PRIMES_MAX  (PZ_WIRE_MAX / PZ_RECORD_SIZE - 3)
 
 struct _pz_worker_t {
     pz_worker_config_t config;  //  configuration (strings owned below)
@@ -29,6 +34,8 @@ struct _pz_worker_t {
     size_t counts [PZ_CLIENT_SLOTS_MAX];    //  verdicts in each slot's report
     int64_t values [PZ_RECORDS_MAX];        //  numbers of the dispatch being tested
     uint8_t verdicts [PZ_RECORDS_MAX];      //  1 = prime, per value
+    int64_t *range_primes;      //  primes of the piece being sieved,
+                                //  S_RANGE_PRIMES_MAX of them
     bool terminated;            //  $TERM came on the actor pipe
     bool cut_off;               //  the broker's audit refused a report (E 11)
     pz_worker_stats_t stats;    //  counters
@@ -74,6 +81,10 @@ pz_worker_new (const pz_worker_config_t *config)
                                       (int) config->pipeline, config->timeout_ms,
                                       config->retries, &config->sockopts);
     if (self->client) {
+        //  A range report may be far larger than a message of numbers.
+        pz_client_set_request_max (self->client, PZ_WIRE_MAX);
+        self->range_primes = (int64_t *) malloc (S_RANGE_PRIMES_MAX * sizeof (int64_t));
+        assert (self->range_primes);
         pz_client_set_wait (self->client, config->wait_s * 1000);
         if (config->name && pz_client_set_routing_id (self->client, config->name) != 0)
             pz_client_destroy (&self->client);
@@ -92,6 +103,7 @@ pz_worker_destroy (pz_worker_t **self_p)
     if (!self)
         return;
     pz_client_destroy (&self->client);
+    free (self->range_primes);
     zsock_destroy (&self->pull);
     zstr_free (&self->results_endpoint);
     zstr_free (&self->dispatch_endpoint);
@@ -109,12 +121,56 @@ pz_worker_stats (pz_worker_t *self, pz_worker_stats_t *stats)
         stats->resends = pz_client_resends (self->client);
 }
 
+//  Sieves a piece of a range, I <id> R lo R hi (or Q lo Q hi), and builds
+//  its report in client slot index: the dispatch's three records, then P
+//  for every prime of [lo, hi] ascending (R), or Q <count> (Q). Returns
+//  the report's size, or 0 (after logging) if the piece is malformed or
+//  its primes would not fit one frame.
+static size_t
+s_build_range_report (pz_worker_t *self, const uint8_t *data, size_t size, int index)
+{
+    char tag = size == 3 * PZ_RECORD_SIZE ? pz_record_tag (data + PZ_RECORD_SIZE) : 0;
+    int64_t lo = pz_record_value (data + PZ_RECORD_SIZE);
+    int64_t hi = pz_record_value (data + 2 * PZ_RECORD_SIZE);
+    if (pz_record_tag (data) != PZ_TAG_ID || (tag != PZ_TAG_RANGE && tag != PZ_TAG_RANGE_COUNT)
+    ||  pz_record_tag (data + 2 * PZ_RECORD_SIZE) != tag || !pz_sieve_valid (lo, hi)) {
+        zsys_warning ("worker: dropped a malformed range dispatch of %zu bytes", size);
+        self->stats.malformed++;
+        return 0;
+    }
+    uint8_t *report = pz_client_request (self->client, index);
+    memcpy (report, data, size);
+    if (tag == PZ_TAG_RANGE_COUNT) {
+        pz_record_encode (report + size, PZ_TAG_RANGE_COUNT,
+                          pz_sieve_count (lo, hi, PZ_SIEVE_AUTO));
+        self->counts [index] = (size_t) ((uint64_t) hi - (uint64_t) lo + 1);
+        return size + PZ_RECORD_SIZE;
+    }
+    size_t primes = pz_sieve_primes (lo, hi, self->range_primes, S_RANGE_PRIMES_MAX,
+                                     PZ_SIEVE_AUTO);
+    if (primes > S_RANGE_PRIMES_MAX) {
+        zsys_warning ("worker: dropped range piece %" PRId64 ":%" PRId64 ": its %zu "
+                      "primes do not fit one report", lo, hi, primes);
+        self->stats.malformed++;
+        return 0;
+    }
+    for (size_t prime = 0; prime < primes; prime++)
+        pz_record_encode (report + size + prime * PZ_RECORD_SIZE, PZ_TAG_PRIME,
+                          self->range_primes [prime]);
+    self->counts [index] = (size_t) ((uint64_t) hi - (uint64_t) lo + 1);
+    return size + primes * PZ_RECORD_SIZE;
+}
+
 //  Tests a dispatch and builds its report in client slot index. Returns
 //  the report's size in bytes, or 0 (after logging) if the dispatch is
 //  malformed.
 static size_t
 s_build_report (pz_worker_t *self, const uint8_t *data, size_t size, int index)
 {
+    if (size >= 2 * PZ_RECORD_SIZE
+    &&  (pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE
+    ||   pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT))
+        return s_build_range_report (self, data, size, index);
     pz_error_t error = pz_record_check (data, size, "IN");
     if (error == PZ_OK && pz_record_tag (data) != PZ_TAG_ID)
         error = PZ_ERR_ID_PLACEMENT;

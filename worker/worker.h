@@ -38,7 +38,8 @@ typedef struct {
 } pz_worker_config_t;
 
 typedef struct {
-    uint64_t numbers;           //  numbers tested and acknowledged
+    uint64_t numbers;           //  numbers tested (or sieved, in pieces of
+                                //  ranges) and acknowledged
     uint64_t reports;           //  reports acknowledged
     uint64_t rejected;          //  reports answered with E
     uint64_t deferred;          //  reports sent again later after an E 9

@@ -1,0 +1,55 @@
+/*  =========================================================================
+    sieve - the primes of an interval, exactly, for every 0 <= lo <= hi < 2^63
+
+    Part of PlayØMQ, a distributed prime checker on ZeroMQ.
+    =========================================================================
+
+    The worker's range crunching: a piece of a range (proto/PROTOCOL.md,
+    "Ranges") asks for the primes in [lo, hi], or only for how many there
+    are. Two methods, both exact:
+
+    - libprimesieve (Kim Walisch's segmented sieve of Eratosthenes), one
+      thread per call. Fast per number (0.3 ns near 10^12, 2.4 ns near
+      10^18 on the reference machine), but each call first sieves the
+      primes up to sqrt(hi) again: 0.45 s near 10^18, 2 s near 2^63.
+    - a presieve by the primes below 2^16, then the worker's Baillie-PSW
+      test (prime.h, exact below 2^64) on the survivors: about 50 ns per
+      number near 10^18 whatever the width, nothing to set up.
+
+    PZ_SIEVE_AUTO takes the one that costs less for the interval at hand:
+    the second only for pieces narrow against sqrt(hi) (a 2^19 piece of
+    primes to publish near 10^18). Pure functions, safe from any number of
+    threads.
+*/
+
+#ifndef PZ_SIEVE_H_INCLUDED
+#define PZ_SIEVE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    PZ_SIEVE_AUTO,              //  the cheaper of the two for the interval
+    PZ_SIEVE_PRIMESIEVE,        //  libprimesieve, one thread
+    PZ_SIEVE_PRESIEVE           //  small-prime presieve + Baillie-PSW
+} pz_sieve_method_t;
+
+//  Returns true if [lo, hi] is an interval this module takes: 0 <= lo <=
+//  hi (every int64_t hi >= lo is below 2^63).
+bool
+    pz_sieve_valid (int64_t lo, int64_t hi);
+
+//  Returns the number of primes p with lo <= p <= hi. The interval must be
+//  valid (pz_sieve_valid).
+int64_t
+    pz_sieve_count (int64_t lo, int64_t hi, pz_sieve_method_t method);
+
+//  Writes the primes of [lo, hi], ascending, into primes, at most max of
+//  them, and returns how many there are in all: a return above max means
+//  only the first max were written. The interval must be valid.
+size_t
+    pz_sieve_primes (int64_t lo, int64_t hi, int64_t *primes, size_t max,
+                     pz_sieve_method_t method);
+
+#endif
