@@ -1159,3 +1159,29 @@ pz_sink_run (pz_sink_t *self)
     s_report (self, true);
     return self->status;
 }
+
+//  -------------------------------------------------------------------------
+//  pz_sink_run's steps without its SUB socket, for tests and fuzz/
+
+//  Reads the resume file or applies from, and catches up from history.
+int
+pz_sink_start (pz_sink_t *self)
+{
+    assert (self);
+    return s_start (self);
+}
+
+//  Takes one live message (or, with data NULL, does the idle step), then
+//  writes what it printed.
+void
+pz_sink_feed (pz_sink_t *self, const uint8_t *data, size_t size)
+{
+    assert (self);
+    if (self->stopped)
+        return;
+    if (data)
+        s_on_live (self, data, size);
+    else
+        s_fill_trailing (self);
+    s_flush (self);
+}

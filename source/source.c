@@ -406,3 +406,12 @@ pz_source_run (pz_source_t *self)
         result = 1;
     return result;
 }
+
+//  Reads the next number to send, for tests and fuzz/ (the --input parser
+//  without a broker). Returns false at the end.
+bool
+pz_source_next_number (pz_source_t *self, int64_t *value)
+{
+    assert (self && value);
+    return s_next_number (self, value);
+}
