@@ -12,6 +12,7 @@
 #define PZ_FUZZ_H_INCLUDED
 
 #include <czmq.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -88,10 +89,14 @@ pz_fuzz_quiet (void)
 }
 
 //  Aborts with a message if an invariant the target checks does not hold:
-//  a finding, as a crash is.
+//  a finding, as a crash is. The message goes where sanitizer reports go
+//  (libFuzzer's -close_fd_mask closes stderr, not that).
 #define PZ_FUZZ_CHECK(condition) \
     do { if (!(condition)) { \
-        fprintf (stderr, "fuzz: %s:%d: check failed: %s\n", __FILE__, __LINE__, #condition); \
+        char pz_fuzz_message [512]; \
+        snprintf (pz_fuzz_message, sizeof pz_fuzz_message, \
+                  "fuzz: %s:%d: check failed: %s", __FILE__, __LINE__, #condition); \
+        __sanitizer_report_error_summary (pz_fuzz_message); \
         abort (); } } while (0)
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);

@@ -25,9 +25,10 @@
 #include "client.h"
 
 #define S_SLOTS         4
-#define S_ENDPOINT      "inproc://fuzz-client"
 
-static void *s_router;              //  the broker's side
+static void *s_router;              //  the broker's side, new for each input
+static char s_endpoint [64];        //  where it is bound
+static unsigned s_inputs;           //  inputs run, for its name
 
 //  What the target knows of each slot.
 typedef struct {
@@ -41,11 +42,12 @@ static s_slot_t s_slots [S_SLOTS];
 static uint8_t s_peer [256];        //  routing id of the client's latest socket
 static size_t s_peer_size;
 
-//  Closes the sockets before czmq's exit handler ends the context.
+//  Closes the socket before czmq's exit handler ends the context.
 static void
 s_close (void)
 {
-    zmq_close (s_router);
+    if (s_router)
+        zmq_close (s_router);
 }
 
 int
@@ -54,19 +56,28 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     (void) argc;
     (void) argv;
     pz_fuzz_quiet ();
-    s_router = zmq_socket (zsys_init (), ZMQ_ROUTER);
-    int linger = 0;
-    zmq_setsockopt (s_router, ZMQ_LINGER, &linger, sizeof linger);
-    PZ_FUZZ_CHECK (zmq_bind (s_router, S_ENDPOINT) == 0);
     atexit (s_close);
     return 0;
 }
 
-//  Reads what reached the ROUTER: [peer][tag][empty][body] per request.
-//  Notes each slot's latest tag and the latest peer; with drop, only
-//  drops what is there (the last input's leftovers).
+//  A new ROUTER on a new endpoint for each input, so that nothing the
+//  last input's client sent can reach this one.
 static void
-s_serve_requests (bool drop)
+s_router_new (void)
+{
+    s_close ();
+    s_router = zmq_socket (zsys_init (), ZMQ_ROUTER);
+    PZ_FUZZ_CHECK (s_router);
+    int linger = 0;
+    zmq_setsockopt (s_router, ZMQ_LINGER, &linger, sizeof linger);
+    snprintf (s_endpoint, sizeof s_endpoint, "inproc://fuzz-client-%u", s_inputs++);
+    PZ_FUZZ_CHECK (zmq_bind (s_router, s_endpoint) == 0);
+}
+
+//  Reads what reached the ROUTER: [peer][tag][empty][body] per request.
+//  Notes each slot's latest tag and the latest peer.
+static void
+s_serve_requests (void)
 {
     while (true) {
         zmq_msg_t frames [4];
@@ -87,11 +98,6 @@ s_serve_requests (bool drop)
         }
         if (count == 0)
             return;
-        if (drop) {
-            for (int index = 0; index < count; index++)
-                zmq_msg_close (&frames [index]);
-            continue;
-        }
         PZ_FUZZ_CHECK (count == 4 && zmq_msg_size (&frames [1]) == 8
                        && zmq_msg_size (&frames [2]) == 0);
         s_peer_size = zmq_msg_size (&frames [0]);
@@ -136,11 +142,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     pz_fuzz_input_t input = { data, size, 0 };
     memset (s_slots, 0, sizeof s_slots);
     s_peer_size = 0;
-    s_serve_requests (true);            //  leftovers of the last input
+    s_router_new ();
     pz_sockopts_t opts;
     pz_sockopts_init (&opts);
     opts.heartbeat_ivl_ms = 0;
-    pz_client_t *client = pz_client_new ("fuzz", S_ENDPOINT, S_SLOTS, 1000, 2, &opts);
+    pz_client_t *client = pz_client_new ("fuzz", s_endpoint, S_SLOTS, 1000, 2, &opts);
     PZ_FUZZ_CHECK (client);
     int64_t now_ms = 1000000;
 
@@ -191,7 +197,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             now_ms += 16 * (int64_t) pz_fuzz_byte (&input);
             pz_client_expire (client, now_ms);
         }
-        s_serve_requests (false);
+        s_serve_requests ();
         s_take_replies (client, now_ms);
         int busy = 0;
         for (int slot = 0; slot < S_SLOTS; slot++)

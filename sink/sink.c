@@ -639,6 +639,13 @@ s_report (pz_sink_t *self, bool force)
     self->report_ms = now + S_REPORT_MS;
 }
 
+//  Returns sum + more (both >= 0), or INT64_MAX if that is beyond it.
+static int64_t
+s_sum_capped (int64_t sum, int64_t more)
+{
+    return sum > INT64_MAX - more ? INT64_MAX : sum + more;
+}
+
 //  Counts one gap of missed messages of a tag, seq_low to seq_high, of
 //  which filled came from history and lost are gone. With strict, a loss
 //  stops the run.
@@ -658,9 +665,11 @@ s_account (pz_sink_t *self, int slot, int64_t missed, int64_t filled, int64_t lo
     if (pending->gaps == 0 || seq_high > pending->seq_high)
         pending->seq_high = seq_high;
     pending->gaps++;
-    pending->missed += missed;
-    pending->filled += filled;
-    pending->lost += lost;
+    //  Capped: tag-seqs come off the wire, and a forged one makes a gap
+    //  of up to 2^63 messages, more than one sum can count.
+    pending->missed = s_sum_capped (pending->missed, missed);
+    pending->filled = s_sum_capped (pending->filled, filled > 0 ? filled : 0);
+    pending->lost = s_sum_capped (pending->lost, lost);
     pending->tags [slot] = true;
     s_report (self, false);
     if (lost > 0 && self->config.strict) {

@@ -5,8 +5,9 @@
 #                                          all targets unless some are named
 # Prints one line per target: runs, execs/s, coverage, crashes. Exits 1 if
 # any target crashed (or a check of its own failed), 2 if clang is missing.
-# The seed corpus fuzz/corpus/TARGET is copied to BUILD/corpus/TARGET, which
-# grows run after run; a crash leaves its input in BUILD/artifacts/TARGET/
+# The seed corpus fuzz/corpus/TARGET and the inputs of past findings,
+# fuzz/regressions/TARGET, are copied to BUILD/corpus/TARGET, which grows
+# run after run; a crash leaves its input in BUILD/artifacts/TARGET/
 # (replay: BUILD/fuzz/fuzz_TARGET FILE). BUILD is $PZ_FUZZ_BUILD, or
 # build-fuzz in the checkout. docs/FUZZING.md has the targets and findings.
 set -uo pipefail
@@ -33,6 +34,7 @@ for target in "${targets[@]}"; do
   artifacts="$build/artifacts/$target"
   mkdir -p "$corpus" "$artifacts"
   cp -n fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
+  cp -n fuzz/regressions/"$target"/* "$corpus"/ 2>/dev/null || true
   # Targets that open sockets each run: their frees come later, from
   # libzmq's reaper thread, so libFuzzer's per-run leak check would fire on
   # every run; leaks are the sanitizer test run's job (tools/sanitize.sh).
