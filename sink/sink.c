@@ -551,7 +551,7 @@ s_load_position (pz_sink_t *self)
             if (seen [slot])
                 why = "tag given twice";
             else
-            if (numbers [0] > INT64_MAX || tag_seq > seq
+            if (numbers [0] >= INT64_MAX || tag_seq > seq
             ||  partial >= PZ_RECORDS_MAX || (partial > 0 && tag_seq < 1))
                 why = "position out of range";
             else {
@@ -809,6 +809,13 @@ s_accept_history (pz_sink_t *self, const pz_publication_t *publication)
         self->fill_upto [slot]++;
 }
 
+//  Returns true if value may be a history status's next or oldest seq.
+static bool
+s_status_in_range (int64_t value)
+{
+    return value >= 1 && value < INT64_MAX;
+}
+
 //  Reads the publications of tags with from <= seq < until (until 0: up to
 //  the newest, as it was at the first reply) from history, chunk after
 //  chunk, through s_accept_history. Returns true if history answered every
@@ -864,6 +871,14 @@ s_fill (pz_sink_t *self, const char *tags, int64_t from, int64_t until)
                   || pz_record_tag (status + PZ_RECORD_SIZE) != PZ_TAG_HISTORY;
         for (size_t index = 0; !bad && index < tag_count; index++)
             bad = pz_record_tag (status + (2 + index) * PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ;
+        //  Seqs 1 .. 2^63 - 2 and tag-seqs 0 .. 2^63 - 2, as the broker
+        //  sends them: the sink adds to and takes one from them.
+        bad = bad || !s_status_in_range (pz_record_value (status))
+                  || !s_status_in_range (pz_record_value (status + PZ_RECORD_SIZE));
+        for (size_t index = 0; !bad && index < tag_count; index++) {
+            int64_t last = pz_record_value (status + (2 + index) * PZ_RECORD_SIZE);
+            bad = last < 0 || last == INT64_MAX;
+        }
         int64_t next = bad ? 0 : pz_record_value (status);
         if (bad) {
             self->stats.malformed++;
