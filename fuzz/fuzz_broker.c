@@ -141,10 +141,13 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
     pz_fuzz_input_t input = { data, size, 0 };
-    //  Ids from 0 up, small enough for the fuzzer to guess; no coalescing
-    //  wait unless the first byte asks for it.
-    int64_t coalesce_ms = pz_fuzz_byte (&input) & 0x0F;
-    pz_leases_t *leases = pz_leases_new (0, 100, coalesce_ms);
+    //  The first byte: the coalescing wait (low 4 bits), and the id base
+    //  (high 4 bits: 0 gives ids from 1, small enough to guess; else an
+    //  incarnation in bits 40 and up, as broker.c makes it).
+    uint8_t setup = pz_fuzz_byte (&input);
+    int64_t coalesce_ms = setup & 0x0F;
+    int64_t id_base = (int64_t) (setup >> 4) << 40;
+    pz_leases_t *leases = pz_leases_new (id_base, 100, coalesce_ms);
     pz_recent_t *recent = pz_recent_new (4);
     int64_t now_ms = 1000;
     int64_t next_seq = 1;
