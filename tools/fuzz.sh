@@ -26,7 +26,12 @@ if [ ! -f "$build/build.ninja" ]; then
   CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
     -Db_lundef=false --buildtype=debugoptimized >/dev/null || exit 1
 fi
-meson compile -C "$build" >/dev/null || { meson compile -C "$build"; exit 1; }
+# Only the fuzz targets (and the libraries they link), not the programs,
+# tests and benchmarks the build also defines.
+names=()
+for target in "${targets[@]}"; do names+=("fuzz_$target"); done
+meson compile -C "$build" "${names[@]}" >/dev/null \
+  || { meson compile -C "$build" "${names[@]}"; exit 1; }
 
 failed=0
 for target in "${targets[@]}"; do
