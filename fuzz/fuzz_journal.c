@@ -34,6 +34,8 @@
 
 static char s_dir [256];            //  the journal directory
 
+static void s_remove_dir (void);
+
 int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
@@ -43,6 +45,7 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     const char *base = access ("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf (s_dir, sizeof s_dir, "%s/pz-fuzz-journal-XXXXXX", base);
     PZ_FUZZ_CHECK (mkdtemp (s_dir));
+    atexit (s_remove_dir);
     return 0;
 }
 
@@ -107,6 +110,14 @@ s_clear (void)
         unlink (path);
     }
     closedir (handle);
+}
+
+//  Removes the directory at exit.
+static void
+s_remove_dir (void)
+{
+    s_clear ();
+    rmdir (s_dir);
 }
 
 //  Reads every publication of tag_mask from seq 1 on, a buffer at a time

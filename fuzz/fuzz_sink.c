@@ -48,12 +48,22 @@ static char s_resume [256];         //  the resume file's path
 static void *s_publish;             //  binds the endpoint the sinks' SUB connects to
 
 //  Ends the responder and closes the socket before czmq's exit handler
-//  ends the context.
+//  ends the context; removes the resume file's directory.
 static void
 s_close (void)
 {
     zactor_destroy (&s_responder);
     zmq_close (s_publish);
+    char path [300];
+    snprintf (path, sizeof path, "%s.tmp", s_resume);
+    unlink (path);
+    unlink (s_resume);
+    snprintf (path, sizeof path, "%s", s_resume);
+    char *slash = strrchr (path, '/');
+    if (slash) {
+        *slash = '\0';
+        rmdir (path);
+    }
 }
 
 //  The history endpoint: answers every request with the next scripted

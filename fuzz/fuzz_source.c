@@ -17,11 +17,18 @@
 static char s_path [256];           //  the input file
 static void *s_broker;              //  binds the endpoint the source connects to
 
-//  Closes the socket before czmq's exit handler ends the context.
+//  Closes the socket before czmq's exit handler ends the context;
+//  removes the input file's directory.
 static void
 s_close (void)
 {
     zmq_close (s_broker);
+    unlink (s_path);
+    char *slash = strrchr (s_path, '/');
+    if (slash) {
+        *slash = '\0';
+        rmdir (s_path);
+    }
 }
 
 int
