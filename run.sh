@@ -3,7 +3,8 @@
 #   ./run.sh demo   installs what is missing, builds, and runs a broker, two
 #                   workers, a sink printing primes and a source; stops by
 #                   itself after --count numbers, or on Ctrl-C
-#   ./run.sh test   installs what is missing, builds, runs every test
+#   ./run.sh test   installs what is missing, builds, runs every test, then
+#                   again under ASan+UBSan, then each fuzz target for 20 s
 #   ./run.sh bench  the benchmarks; writes docs/PERFORMANCE.md (~8-12 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -29,10 +30,26 @@ case "${1:-}" in
     sleep 0.5                     # the last verdicts are on their way
     ;;
   test)
+    # With no options, after the suites: the same suites again built with
+    # AddressSanitizer + UndefinedBehaviorSanitizer (tools/sanitize.sh, all
+    # but deploy and fault), then every fuzz target for 20 s
+    # (tools/fuzz.sh). Options go to the first meson test run only, and
+    # skip the other two.
     shift
-    tools/deps.sh tools/packages-build.txt tools/packages-test.txt tools/packages-deploy-test.txt
+    tools/deps.sh tools/packages-build.txt tools/packages-test.txt \
+      tools/packages-deploy-test.txt tools/packages-fuzz.txt
     tools/build.sh
-    meson test -C build --print-errorlogs "$@"
+    status=0
+    meson test -C build --print-errorlogs "$@" || status=$?
+    if [ $# -eq 0 ]; then
+      tools/sanitize.sh || status=1
+      if command -v clang >/dev/null; then
+        tools/fuzz.sh "${PZ_FUZZ_SECONDS:-20}" || status=1
+      else
+        echo "fuzz: no clang (tools/packages-fuzz.txt): fuzz targets not run" >&2
+      fi
+    fi
+    exit "$status"
     ;;
   bench)
     # Not one of the two README commands: ~8-12 minutes, rewrites docs/PERFORMANCE.md.

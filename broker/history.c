@@ -30,10 +30,11 @@ typedef struct {
 //  Checks a request body: H from, H until, then 1 to PZ_TAG_COUNT distinct
 //  published tags (N, P, C, X, R) with value 0. Returns PZ_OK and fills the
 //  outputs, or an error code.
-static pz_error_t
-s_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
-         char *tags, int *tag_count)
+pz_error_t
+pz_history_parse (const uint8_t *data, size_t size, int64_t *from, int64_t *until,
+                  char *tags, int *tag_count)
 {
+    assert (from && until && tags && tag_count);
     pz_error_t error = pz_record_check (data, size, "H" PZ_TAGS_PUBLISHED);
     if (error != PZ_OK)
         return error;
@@ -92,8 +93,9 @@ s_answer (s_history_t *self, pz_request_t *request)
     char tags [PZ_TAG_COUNT];
     int tag_count = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : s_parse (pz_request_data (request), pz_request_size (request),
-                                &from, &until, tags, &tag_count);
+                     : pz_history_parse (pz_request_data (request),
+                                         pz_request_size (request),
+                                         &from, &until, tags, &tag_count);
     //  A loop that stopped turning is a broker that no longer serves.
     if (error == PZ_OK
     &&  zclock_mono () - atomic_load (&shared->tick_ms) > PZ_HISTORY_STALE_MS)

@@ -48,6 +48,15 @@ typedef struct {
 //  (E 9): the health check of a container asks the history endpoint.
 #define PZ_HISTORY_STALE_MS     5000
 
+//  Checks the size bytes at data as a history request (proto/PROTOCOL.md,
+//  "History"): H from, H until, then 1 to PZ_TAG_COUNT distinct published
+//  tags with value 0. Returns PZ_OK and sets *from, *until, tags [0 ..
+//  *tag_count) (room for PZ_TAG_COUNT), or the error code to answer with.
+//  Public for fuzz/.
+pz_error_t
+    pz_history_parse (const uint8_t *data, size_t size, int64_t *from,
+                      int64_t *until, char *tags, int *tag_count);
+
 //  zactor body serving history: args is a pz_history_config_t * (copied).
 //  Signals 0 once bound, 1 if the endpoint cannot be bound. Commands:
 //  "ENDPOINT" (reply: the bound endpoint, wildcard port resolved), "$TERM".

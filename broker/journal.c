@@ -477,6 +477,8 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry)
     entry->tag_seq = pz_record_value (data + (index + 1) * PZ_RECORD_SIZE);
     if (entry->seq < 1 || entry->tag_seq < 1)
         return "seq or tag-seq below 1";
+    if (entry->seq == INT64_MAX || entry->tag_seq == INT64_MAX)
+        return "seq or tag-seq 2^63 - 1: none can follow it";
     if (entry->request_id && (entry->tag != PZ_TAG_NUMBER || entry->cover_count))
         return "I record on a verdict";
     if (entry->cover_count && entry->tag == PZ_TAG_NUMBER)

@@ -341,8 +341,10 @@ pz_leases_check (pz_leases_t *self, const uint8_t *data, size_t size,
     int64_t id = pz_record_value (data);
     pz_lease_t *lease = (pz_lease_t *) zhashx_lookup (self->outstanding, &id);
     if (!lease) {
-        int64_t sequence = id - self->id_base;
-        if (sequence < 1 || sequence >= self->next_sequence)
+        //  Unsigned: the id is anything a worker sent, and an id below
+        //  id_base wraps to a sequence never issued instead of overflowing.
+        uint64_t sequence = (uint64_t) id - (uint64_t) self->id_base;
+        if (sequence < 1 || sequence >= (uint64_t) self->next_sequence)
             return PZ_ERR_UNKNOWN_ID;
         return PZ_OK;           //  issued and completed: a duplicate
     }

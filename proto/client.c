@@ -228,8 +228,10 @@ pz_client_receive (pz_client_t *self, uint8_t *reply, int *reply_size,
         uint64_t tag;
         memcpy (&tag, tag_bytes, sizeof tag);
         size_t index = (size_t) (tag & ((1u << S_SLOT_BITS) - 1));
-        if (index >= (size_t) self->slot_count
-        || !self->slots [index].busy || self->slots [index].tag != tag) {
+        //  A parked slot (E 9, to be sent again later) has no send
+        //  outstanding: a second reply to its last send is a stray too.
+        if (index >= (size_t) self->slot_count || !self->slots [index].busy
+        ||  self->slots [index].parked_ms || self->slots [index].tag != tag) {
             self->strays++;     //  an answer to a send we gave up on
             continue;
         }

@@ -55,7 +55,8 @@ pz_publication_parse (const uint8_t *data, size_t size, pz_publication_t *public
         return PZ_ERR_TAG_REFUSED;
     int64_t seq = pz_record_value (trailer);
     int64_t tag_seq = pz_record_value (trailer + PZ_RECORD_SIZE);
-    if (seq < 1 || tag_seq < 1)
+    //  1 to 2^63 - 2: one more than any of them must still be a seq.
+    if (seq < 1 || tag_seq < 1 || seq == INT64_MAX || tag_seq == INT64_MAX)
         return PZ_ERR_TAG_REFUSED;
     *publication = (pz_publication_t) {
         .tag = tag, .records = data, .count = count, .seq = seq, .tag_seq = tag_seq

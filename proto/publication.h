@@ -56,7 +56,8 @@ typedef struct {
 
 //  Checks that the size bytes at data are one publication: data records of
 //  one tag from PZ_TAGS_PUBLISHED (for X: one X record with a positive
-//  value, then P and C records), then S and T with positive values.
+//  value, then P and C records), then S and T with values from 1 to
+//  2^63 - 2 (INT64_MAX is refused: a reader adds one to them).
 //  Returns PZ_OK and fills *publication, or the error code that names the
 //  first problem (length, count, unknown or refused tag, a missing or
 //  misplaced trailer: PZ_ERR_TAG_REFUSED).

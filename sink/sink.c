@@ -606,7 +606,7 @@ s_load_position (pz_sink_t *self)
             if (seen [slot])
                 why = "tag given twice";
             else
-            if (numbers [0] > INT64_MAX || tag_seq > seq
+            if (numbers [0] >= INT64_MAX || tag_seq > seq
             ||  partial >= PZ_RECORDS_MAX || (partial > 0 && tag_seq < 1))
                 why = "position out of range";
             else {
@@ -694,6 +694,13 @@ s_report (pz_sink_t *self, bool force)
     self->report_ms = now + S_REPORT_MS;
 }
 
+//  Returns sum + more (both >= 0), or INT64_MAX if that is beyond it.
+static int64_t
+s_sum_capped (int64_t sum, int64_t more)
+{
+    return sum > INT64_MAX - more ? INT64_MAX : sum + more;
+}
+
 //  Counts one gap of missed messages of a tag, seq_low to seq_high, of
 //  which filled came from history and lost are gone. With strict, a loss
 //  stops the run.
@@ -713,9 +720,11 @@ s_account (pz_sink_t *self, int slot, int64_t missed, int64_t filled, int64_t lo
     if (pending->gaps == 0 || seq_high > pending->seq_high)
         pending->seq_high = seq_high;
     pending->gaps++;
-    pending->missed += missed;
-    pending->filled += filled;
-    pending->lost += lost;
+    //  Capped: tag-seqs come off the wire, and a forged one makes a gap
+    //  of up to 2^63 messages, more than one sum can count.
+    pending->missed = s_sum_capped (pending->missed, missed);
+    pending->filled = s_sum_capped (pending->filled, filled > 0 ? filled : 0);
+    pending->lost = s_sum_capped (pending->lost, lost);
     pending->tags [slot] = true;
     s_report (self, false);
     if (lost > 0 && self->config.strict) {
@@ -855,6 +864,13 @@ s_accept_history (pz_sink_t *self, const pz_publication_t *publication)
         self->fill_upto [slot]++;
 }
 
+//  Returns true if value may be a history status's next or oldest seq.
+static bool
+s_status_in_range (int64_t value)
+{
+    return value >= 1 && value < INT64_MAX;
+}
+
 //  Reads the publications of tags with from <= seq < until (until 0: up to
 //  the newest, as it was at the first reply) from history, chunk after
 //  chunk, through s_accept_history. Returns true if history answered every
@@ -910,6 +926,14 @@ s_fill (pz_sink_t *self, const char *tags, int64_t from, int64_t until)
                   || pz_record_tag (status + PZ_RECORD_SIZE) != PZ_TAG_HISTORY;
         for (size_t index = 0; !bad && index < tag_count; index++)
             bad = pz_record_tag (status + (2 + index) * PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ;
+        //  Seqs 1 .. 2^63 - 2 and tag-seqs 0 .. 2^63 - 2, as the broker
+        //  sends them: the sink adds to and takes one from them.
+        bad = bad || !s_status_in_range (pz_record_value (status))
+                  || !s_status_in_range (pz_record_value (status + PZ_RECORD_SIZE));
+        for (size_t index = 0; !bad && index < tag_count; index++) {
+            int64_t last = pz_record_value (status + (2 + index) * PZ_RECORD_SIZE);
+            bad = last < 0 || last == INT64_MAX;
+        }
         int64_t next = bad ? 0 : pz_record_value (status);
         if (bad) {
             self->stats.malformed++;
@@ -1221,4 +1245,30 @@ pz_sink_run (pz_sink_t *self)
         s_flush (self);
     s_report (self, true);
     return self->status;
+}
+
+//  -------------------------------------------------------------------------
+//  pz_sink_run's steps without its SUB socket, for tests and fuzz/
+
+//  Reads the resume file or applies from, and catches up from history.
+int
+pz_sink_start (pz_sink_t *self)
+{
+    assert (self);
+    return s_start (self);
+}
+
+//  Takes one live message (or, with data NULL, does the idle step), then
+//  writes what it printed.
+void
+pz_sink_feed (pz_sink_t *self, const uint8_t *data, size_t size)
+{
+    assert (self);
+    if (self->stopped)
+        return;
+    if (data)
+        s_on_live (self, data, size);
+    else
+        s_fill_trailing (self);
+    s_flush (self);
 }

@@ -128,6 +128,19 @@ void
 int
     pz_sink_run (pz_sink_t *self);
 
+//  pz_sink_run's steps without its SUB socket, for tests and fuzz/ (the
+//  history endpoint, if any, is used as in a run). pz_sink_start reads the
+//  resume file (or applies from) and catches up from history; returns a
+//  pz_sink_status_t. pz_sink_feed then takes one live message of size bytes
+//  at data as if the SUB socket had read it (validates it, fills a gap from
+//  history, prints it), or with data NULL does what an idle_ms without
+//  messages does (asks history's status, fills the end of a run); then it
+//  writes the output. Does nothing once the sink stopped.
+int
+    pz_sink_start (pz_sink_t *self);
+void
+    pz_sink_feed (pz_sink_t *self, const uint8_t *data, size_t size);
+
 //  Copies the sink's counters into stats.
 void
     pz_sink_stats (pz_sink_t *self, pz_sink_stats_t *stats);

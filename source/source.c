@@ -122,35 +122,42 @@ s_random_number (pz_source_t *self)
 
 //  Reads the next number from the input into *value. Returns false at the
 //  end. Bad lines are reported on stderr and skipped; blank lines skipped.
+//
+//  Byte by byte rather than fgets: a line's length is then known whatever
+//  it holds, so a NUL byte makes it bad (fgets would end the text there,
+//  taking "4<NUL>2" for 4) and an over-long line is one bad line, not two.
 static bool
 s_read_number (pz_source_t *self, int64_t *value)
 {
     char line [128];
-    while (fgets (line, sizeof line, self->input)) {
+    int next;
+    while ((next = getc_unlocked (self->input)) != EOF) {
         self->line_number++;
-        size_t length = strlen (line);
-        bool truncated = length == sizeof line - 1 && line [length - 1] != '\n';
-        if (truncated) {
-            //  Skip the rest of an over-long line; it cannot be a number.
-            int next;
-            while ((next = fgetc (self->input)) != EOF && next != '\n')
-                ;
+        size_t length = 0;
+        bool truncated = false, has_nul = false;
+        for (; next != EOF && next != '\n'; next = getc_unlocked (self->input)) {
+            has_nul = has_nul || next == '\0';
+            if (length < sizeof line - 1)
+                line [length++] = (char) next;
+            else
+                truncated = true;   //  the rest cannot be a number: skipped
         }
-        while (length > 0 && strchr (" \t\r\n", line [length - 1]))
+        line [length] = '\0';
+        while (length > 0 && strchr (" \t\r", line [length - 1]) && line [length - 1])
             line [--length] = '\0';
         char *text = line + strspn (line, " \t");
-        if (*text == '\0')
+        if (*text == '\0' && !has_nul)
             continue;
         char *end = NULL;
         errno = 0;
         long long parsed = strtoll (text, &end, 10);
-        if (!truncated && *end == '\0' && errno == 0) {
+        if (!truncated && !has_nul && end != text && *end == '\0' && errno == 0) {
             *value = parsed;
             return true;
         }
         int64_t lo, hi;
         const char *problem = NULL;
-        if (!truncated && strchr (text, ':')) {
+        if (!truncated && !has_nul && strchr (text, ':')) {
             problem = pz_source_range_parse (text, &lo, &hi);
             if (!problem) {
                 self->range_waiting = true;
@@ -160,7 +167,8 @@ s_read_number (pz_source_t *self, int64_t *value)
             }
         }
         fprintf (stderr, "playzmq-source: line %" PRIu64 ": '%s%s' is not a "
-                 "64-bit integer%s%s\n", self->line_number, text, truncated ? "..." : "",
+                 "64-bit integer%s%s\n", self->line_number, text,
+                 truncated ? "..." : has_nul ? "<NUL>..." : "",
                  problem ? " nor a range: " : "", problem ? problem : "");
         self->stats.bad_lines++;
     }
@@ -608,4 +616,13 @@ pz_source_run (pz_source_t *self)
     if (result == 0 && (self->stats.rejected > 0 || self->stats.bad_lines > 0))
         result = 1;
     return result;
+}
+
+//  Reads the next number to send, for tests and fuzz/ (the --input parser
+//  without a broker). Returns false at the end.
+bool
+pz_source_next_number (pz_source_t *self, int64_t *value)
+{
+    assert (self && value);
+    return s_next_number (self, value);
 }

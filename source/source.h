@@ -95,4 +95,12 @@ const char *
 void
     pz_source_stats (pz_source_t *self, pz_source_stats_t *stats);
 
+//  Reads the next number the source would send into *value: the next
+//  valid line of the input (bad lines are counted in stats.bad_lines and
+//  reported on stderr, blank lines skipped), or the next random number.
+//  Returns false at the end. For tests and fuzz/: pz_source_run calls the
+//  same parser; the source's connection is not used.
+bool
+    pz_source_next_number (pz_source_t *self, int64_t *value);
+
 #endif

@@ -220,3 +220,44 @@ Test (client, replies_that_fit_no_outstanding_request_are_dropped, .timeout = 20
     zsock_destroy (&router);
     zstr_free (&endpoint);
 }
+
+//  Found by fuzz/fuzz_client.c: a request parked after E 9 has no send
+//  outstanding, so a second reply to its last send (a peer that answers
+//  twice) must be dropped, not taken as the parked request's answer.
+Test (client, a_second_reply_to_a_parked_request_is_a_stray, .timeout = 20)
+{
+    char *endpoint;
+    zsock_t *router = s_bind (ZMQ_ROUTER, &endpoint);
+    pz_client_t *client = s_client (endpoint, 2, 5000, 1);
+    s_send (client, 0, PZ_TAG_NUMBER, 7);
+    s_request_t request = s_router_recv (router);
+    //  E 9, then the same answer again.
+    for (int copy = 0; copy < 2; copy++) {
+        uint8_t reply [PZ_RECORD_SIZE];
+        pz_record_encode (reply, PZ_TAG_ERROR, PZ_ERR_UNAVAILABLE);
+        zmsg_t *msg = zmsg_new ();
+        zmsg_append (msg, &(zframe_t *) { zframe_dup (request.identity) });
+        zmsg_append (msg, &(zframe_t *) { zframe_dup (request.tag) });
+        zmsg_addmem (msg, "", 0);
+        zmsg_addmem (msg, reply, sizeof reply);
+        cr_assert_eq (zmsg_send (&msg, router), 0);
+    }
+    int64_t value = 0;
+    cr_assert_eq (s_receive (client, &value), 0);
+    cr_assert_eq (value, PZ_ERR_UNAVAILABLE);
+    int64_t now_ms = zclock_mono ();
+    pz_client_send_later (client, 0, now_ms, 60000);
+    cr_assert_eq (pz_client_busy (client), 1);
+    //  The copy arrives while the request is parked: dropped.
+    uint8_t reply [PZ_RECORD_SIZE];
+    int size = 0;
+    cr_assert_eq (pz_client_receive (client, reply, &size, 500), -1,
+                  "the parked request took a second reply to its last send");
+    cr_assert_eq (pz_client_strays (client), 1);
+    cr_assert_eq (pz_client_busy (client), 1);
+    cr_assert_eq (pz_client_deadline (client), now_ms + 60000);
+    s_request_free (&request);
+    pz_client_destroy (&client);
+    zsock_destroy (&router);
+    zstr_free (&endpoint);
+}

@@ -394,6 +394,9 @@ Test (leases, check_matches_a_report_against_its_dispatch, .timeout = 10)
     cr_assert_eq (s_check (leases, S_BASE - 1, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
     cr_assert_eq (s_check (leases, 1, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
     cr_assert_eq (s_check (leases, 0, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
+    //  The extremes (fuzz/fuzz_broker.c: INT64_MIN - base overflowed).
+    cr_assert_eq (s_check (leases, INT64_MIN, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, INT64_MAX, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
     cr_assert_null (lease);
 
     //  Malformed reports get the record checks' codes.

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "publication.h"
 #include "record.h"
 
 //  Builds a frame of records from tags and values, returns its size.
@@ -147,4 +148,25 @@ Test (record, knows_its_tags_and_describes_errors, .timeout = 5)
         cr_assert_str_neq (pz_error_str (code), "unknown error");
     cr_assert_str_eq (pz_error_str (PZ_ERR_MAX + 1), "unknown error");
     cr_assert_str_eq (pz_error_str (-1), "unknown error");
+}
+
+//  Found with fuzz/fuzz_sink.c: a sink adds one to a publication's seq and
+//  tag-seq, so 2^63 - 1 is refused (proto/PROTOCOL.md, "Sequence numbers").
+Test (record, publication_seqs_stop_below_int64_max, .timeout = 5)
+{
+    uint8_t frame [3 * PZ_RECORD_SIZE];
+    pz_publication_t publication;
+    const int64_t cases [][2] = {
+        { INT64_MAX - 1, INT64_MAX - 1 },       //  the largest accepted
+        { INT64_MAX, 1 }, { 1, INT64_MAX }, { 0, 1 }, { 1, 0 }, { -1, 5 }
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases [0]; index++) {
+        const int64_t values [3] = { 97, cases [index][0], cases [index][1] };
+        size_t size = s_frame (frame, "PST", values);
+        pz_error_t expected = index == 0 ? PZ_OK : PZ_ERR_TAG_REFUSED;
+        cr_assert_eq (pz_publication_parse (frame, size, &publication), expected,
+                      "S %lld T %lld", (long long) cases [index][0],
+                      (long long) cases [index][1]);
+    }
+    cr_assert_eq (publication.seq, INT64_MAX - 1);
 }

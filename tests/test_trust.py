@@ -92,7 +92,11 @@ def test_refused_peers_across_hosts():
                         "--retries", 1, "--timeout", 300, prefix=bad)
         assert plain.wait(30) == 1, plain.log()
         assert re.search(r"acked 0 ", plain.log()), plain.log()
-        broker.wait_for_log(r"zap: refused %s on the source endpoint: not CURVE"
+        # Which of zap.c's two words depends on when the peer's greeting
+        # arrives (a slow broker, e.g. under sanitizers, sees it close in
+        # mid-handshake twice): both name it not CURVE.
+        broker.wait_for_log(r"zap: refused %s on the source endpoint: "
+                            r"(not CURVE|closed in mid-handshake, again \(not CURVE)"
                             % re.escape(intruder))
         # An unknown key, and a sink's key used by a worker.
         stranger = c.start("worker", "--broker", "broker", "--threads", 1,
