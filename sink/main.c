@@ -46,7 +46,7 @@ main (int argc, char *argv [])
         { "tags", 't', PZ_OPT_STRING, &config.tags, 0, 0, "TAGS",
           "tags to print, letters from N (numbers), P (primes), C (composites), X "
           "(corrections: verdicts the audit found wrong; come with P or C), R "
-          "(ranges done: 'R lo:hi count'; default PR)" },
+          "(ranges done: 'R lo:hi count')" },
         { "format", 'f', PZ_OPT_STRING, &format, 0, 0, "FMT",
           "text ('P 97'), json ({\"tag\":\"P\",\"value\":97}), csv, or none (count only)" },
         { "count", 'n', PZ_OPT_INT, &config.count, 0, INT64_MAX, "N",
