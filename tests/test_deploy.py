@@ -207,12 +207,27 @@ def setup():
                 ["PLAYZMQ_IMAGE"] + ["PLAYZMQ_%s_PORT" % n for n in PORTS]):
             del S.env[key]
 
+    # Volumes an earlier run left (a swarm stack's are not removed with it):
+    # a journal or keys from another version of the image must not decide
+    # this run.
+    compose("down", "-v", "--remove-orphans", timeout=120, check_rc=False)
+    remove_volumes()
+
     started = time.monotonic()
     compose("build", "broker", timeout=1200)
     log("image built with %s in %.1f s" % (" ".join(S.compose), time.monotonic() - started))
     for kind in ("broker", "worker", "source", "sink", "top"):
         S.helps[kind] = docker("run", "--rm", IMAGE, "playzmq-" + kind, "--help").stdout
     write_override()
+
+
+def remove_volumes():
+    """Removes the volumes of the project's name (compose's and the
+    stack's), whoever made them."""
+    names = docker("volume", "ls", "-q", "--filter", "name=^%s_" % PROJECT,
+                   check_rc=False).stdout.split()
+    if names:
+        docker("volume", "rm", "-f", *names, check_rc=False)
 
 
 def has(kind, option):
@@ -249,6 +264,7 @@ def teardown():
             docker("stack", "rm", PROJECT, check_rc=False)
             stack_gone(30)
             docker("swarm", "leave", "--force", check_rc=False)
+        remove_volumes()
     except Exception as error:              # the engine must still be stopped
         log("teardown: %s" % error)
     if S.started_engine:
