@@ -337,8 +337,9 @@ s_cut (pz_ranges_t *self)
     if (!range)
         return false;
     if (!range->skip_sorted) {
-        qsort (range->skip + range->skip_next, range->skip_count - range->skip_next,
-               sizeof (s_span_t), s_span_compare);
+        if (range->skip_count > range->skip_next)   //  skip is NULL while empty
+            qsort (range->skip + range->skip_next, range->skip_count - range->skip_next,
+                   sizeof (s_span_t), s_span_compare);
         range->skip_sorted = true;
     }
     //  Past the pieces done before a restart that start here.

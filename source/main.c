@@ -60,16 +60,12 @@ s_take_ranges (int *argc, char *argv [], int64_t **ranges, size_t *count)
     return 0;
 }
 
-int
-main (int argc, char *argv [])
+//  Parses the other flags and runs the source with the ranges taken out
+//  of argv (room for one more, PLAYZMQ_RANGE). Returns the exit status;
+//  the caller owns ranges.
+static int
+s_main (int argc, char *argv [], int64_t *ranges, size_t range_count)
 {
-    pz_sock_init_process ("playzmq-source");
-    int64_t *ranges = NULL;
-    size_t range_count = 0;
-    if (s_take_ranges (&argc, argv, &ranges, &range_count) != 0) {
-        free (ranges);
-        return 2;
-    }
     pz_source_config_t config;
     pz_source_config_init (&config);
     config.count = -1;          //  not given: 100 random numbers, none with ranges
@@ -136,18 +132,14 @@ main (int argc, char *argv [])
     pz_cli_result_t parsed = pz_cli_parse (options, "playzmq-source",
         "Sends random numbers, or numbers from a file, to the broker and "
         "waits for its acks.", argc, argv);
-    if (parsed != PZ_CLI_RUN) {
-        free (ranges);
+    if (parsed != PZ_CLI_RUN)
         return parsed == PZ_CLI_DONE ? 0 : 2;
-    }
     if (one_range) {
         int64_t lo, hi;
         const char *problem = pz_source_range_parse (one_range, &lo, &hi);
-        if (problem) {
-            free (ranges);
+        if (problem)
             return pz_cli_error ("playzmq-source", "PLAYZMQ_RANGE '%s': %s", one_range,
                                  problem);
-        }
         ranges [2 * range_count] = lo;
         ranges [2 * range_count + 1] = hi;
         range_count++;
@@ -200,6 +192,18 @@ main (int argc, char *argv [])
     free (endpoint);
     free (publish_endpoint);
     free (history_endpoint);
+    return status;
+}
+
+int
+main (int argc, char *argv [])
+{
+    pz_sock_init_process ("playzmq-source");
+    int64_t *ranges = NULL;
+    size_t range_count = 0;
+    int status = s_take_ranges (&argc, argv, &ranges, &range_count);
+    if (status == 0)
+        status = s_main (argc, argv, ranges, range_count);
     free (ranges);
     return status;
 }
