@@ -235,6 +235,16 @@ s_worker_destroy (void **item_p)
     }
 }
 
+//  Queues the publication numbered seq for a re-check (s_take_rechecks).
+static void
+s_recheck_later (pz_broker_t *self, int64_t seq)
+{
+    int64_t *item = (int64_t *) malloc (sizeof (int64_t));
+    assert (item);
+    *item = seq;
+    zlistx_add_end (self->rechecks, item);
+}
+
 //  Frees a seq queued for re-checking; zlistx destructor.
 static void
 s_seq_destroy (void **item_p)
@@ -939,10 +949,7 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     for (size_t index = 0; index < worker->recent_count; index++) {
         size_t slot = (worker->recent_next + S_RECHECK_REACH - worker->recent_count
                        + index) % S_RECHECK_REACH;
-        int64_t *seq = (int64_t *) malloc (sizeof (int64_t));
-        assert (seq);
-        *seq = worker->recent_seqs [slot];
-        zlistx_add_end (self->rechecks, seq);
+        s_recheck_later (self, worker->recent_seqs [slot]);
     }
     if (worker->recent_count)
         zsys_info ("broker: audit: re-checking the %zu latest verdict publications "
@@ -1102,10 +1109,7 @@ s_remember_verdicts (pz_broker_t *self, s_item_t *item, int64_t now_ms)
         const uint8_t *trailer = (const uint8_t *) zmq_msg_data (&item->publications [which])
                                + size - PZ_TRAILER_SIZE;
         if (caught) {
-            int64_t *seq = (int64_t *) malloc (sizeof (int64_t));
-            assert (seq);
-            *seq = pz_record_value (trailer);
-            zlistx_add_end (self->rechecks, seq);
+            s_recheck_later (self, pz_record_value (trailer));
             continue;
         }
         worker->recent_seqs [worker->recent_next] = pz_record_value (trailer);
