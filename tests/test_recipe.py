@@ -296,8 +296,13 @@ def test_recipe_add_and_revoke_a_worker_machine():
         result = verdict()
         harness.report("recipe", result, alpha=worker_numbers(stats).get("alpha"),
                        beta_before_revoke=beta_then, cut_after="%.2f" % cut_after)
-        assert result.lost == result.duplicated == 0, result
-        assert result.unexpected == result.wrong == 0, result
+        # The source was stopped mid-run: requests the broker had accepted
+        # but whose acks it never read (at most its window: --batch 10 x
+        # --pipeline 8) have verdicts that are not in its --acked file,
+        # and may repeat a random number it did record.
+        in_flight = 10 * 8
+        assert result.lost == result.wrong == 0, result
+        assert result.unexpected + result.duplicated <= in_flight, result
 
 
 if __name__ == "__main__":
