@@ -14,10 +14,10 @@
          its publications built, with sequence numbers, and appended to the
          journal; anything refused is answered at once;
       3. ends the batch: without a journal it is settled at once (step 4).
-         With one it is written (one write) and handed to the syncer thread,
-         which fdatasyncs off the loop; while a sync runs, the next turns
-         keep adding to the next batch, which goes out when that sync is
-         done (group commit: one sync covers many sources). Workers are
+         With one it is written (one write) at once, and the syncer thread
+         fdatasyncs off the loop: a sync covers every batch written before
+         it started, and the next starts as soon as one ends (group commit:
+         one sync covers many turns and many sources). Workers are
          acknowledged once their verdicts are written: a verdict lost in a
          crash before the sync only means its numbers are leased again;
       4. once a batch's sync is done, and only then, it acknowledges the
@@ -57,7 +57,8 @@
 #define S_SUBSCRIPTIONS_MS  50      //  how often sinks' subscriptions are read
 #define S_RETAIN_MS         1000    //  how often journal retention runs
 #define S_ENDPOINTS         5
-#define S_BATCHES           2       //  the batch being synced, and the next
+#define S_BATCHES           8       //  batches written and waiting for a sync,
+                                    //  and the one being filled
 #define S_BATCH_ITEMS       1024    //  requests and reports in one batch, at most
 #define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
 #define S_RECHECK_REACH     4096    //  a worker's latest verdict publications
@@ -116,8 +117,8 @@ typedef struct {
 } s_item_t;
 
 //  Requests and reports written to the journal together and settled
-//  together once the sync that covers them is done: one loop turn's worth,
-//  or, while a sync runs, every turn's until it is done (group commit).
+//  together once a sync that covers them is done: one loop turn's worth
+//  (or several turns', while S_BATCHES - 1 wait for a sync already).
 typedef struct {
     s_item_t items [S_BATCH_ITEMS]; //  requests and reports, in the order read
     size_t count;               //  items in use
@@ -158,11 +159,12 @@ struct _pz_broker_t {
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
     int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X, R published
-    s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
-                                //  for its sync, if any, then the one
+    s_batch_t batches [S_BATCHES];  //  a ring: the batches written and waiting
+                                //  for a sync, oldest first, then the one
                                 //  being filled
     size_t batch_first;         //  ring index of the oldest
-    size_t batch_waiting;       //  written batches waiting for their sync (0, 1)
+    size_t batch_waiting;       //  written batches waiting for a sync
+                                //  (0 to S_BATCHES - 1)
     uint64_t tickets_written;   //  journal writes so far
     uint64_t tickets_synced;    //  of those, how many a sync covered
     bool sync_running;          //  the syncer is at work
@@ -1217,17 +1219,20 @@ s_batch_settle (pz_broker_t *self, s_batch_t *batch)
 }
 
 //  Ends the batch being filled, at the end of a loop turn. Without a
-//  journal it is settled at once. With one, while a sync runs, it stays
-//  open and the next turns add to it: it is written when that sync is done,
-//  and the next sync covers all of it, so a slow sync means bigger writes,
-//  not more of them. Once written it waits for its own sync. If it cannot be
-//  written (a full disk), every item is refused with E 9 and its sequence
-//  numbers are taken back, so nothing of it was ever promised.
+//  journal it is settled at once. With one it is written now, even while a
+//  sync runs, and waits for the next sync, which covers every batch written
+//  before it starts: the syncer goes from one sync straight to the next,
+//  and a batch never waits for a sync that started before it was written
+//  to end first (that wait, and the loop's turn to notice it, were most of
+//  an ack's latency). Only when S_BATCHES - 1 batches wait does it stay
+//  open and the next turns add to it. If it cannot be written (a full
+//  disk), every item is refused with E 9 and its sequence numbers are
+//  taken back, so nothing of it was ever promised.
 static void
 s_batch_end (pz_broker_t *self)
 {
     s_batch_t *batch = s_current (self);
-    if (batch->count == 0 || (self->journal && self->sync_running))
+    if (batch->count == 0 || (self->journal && self->batch_waiting == S_BATCHES - 1))
         return;
     batch->seq_after = self->next_seq;
     memcpy (batch->tag_seq_after, self->tag_seq, sizeof self->tag_seq);
@@ -1235,7 +1240,6 @@ s_batch_end (pz_broker_t *self)
         s_batch_settle (self, batch);
         return;
     }
-    assert (self->batch_waiting == 0);
     if (pz_journal_write (self->journal) == 0) {
         if (self->journal_failing) {
             zsys_info ("broker: journal %s writable again; accepting numbers",
