@@ -125,7 +125,11 @@ pz_sink_config_init (pz_sink_config_t *config)
         .connect = "tcp://localhost:5556",
         .tags = "PR",
         .format = PZ_SINK_TEXT,
-        .hwm = 1000,
+        //  Ten times the broker's --publish-hwm: a sink that falls behind
+        //  for a while (a busy machine, a slow disk) holds the backlog in
+        //  its own memory, at most 10000 messages (~180 MiB at batch 1024,
+        //  a few MiB at batch 1), before the broker has to drop any for it.
+        .hwm = 10000,
         .history_timeout_ms = 2000,
         .idle_ms = 500
     };
