@@ -36,6 +36,7 @@ struct _pz_worker_t {
     uint8_t verdicts [PZ_RECORDS_MAX];      //  1 = prime, per value
     int64_t *range_primes;      //  primes of the piece being sieved,
                                 //  S_RANGE_PRIMES_MAX of them
+    pz_sieve_t *sieve;          //  this thread's sieve, kept between pieces
     bool terminated;            //  $TERM came on the actor pipe
     bool cut_off;               //  the broker's audit refused a report (E 11)
     pz_worker_stats_t stats;    //  counters
@@ -85,6 +86,8 @@ pz_worker_new (const pz_worker_config_t *config)
         pz_client_set_request_max (self->client, PZ_WIRE_MAX);
         self->range_primes = (int64_t *) malloc (S_RANGE_PRIMES_MAX * sizeof (int64_t));
         assert (self->range_primes);
+        self->sieve = pz_sieve_new ();
+        assert (self->sieve);
         pz_client_set_wait (self->client, config->wait_s * 1000);
         if (config->name && pz_client_set_routing_id (self->client, config->name) != 0)
             pz_client_destroy (&self->client);
@@ -104,6 +107,7 @@ pz_worker_destroy (pz_worker_t **self_p)
         return;
     pz_client_destroy (&self->client);
     free (self->range_primes);
+    pz_sieve_destroy (&self->sieve);
     zsock_destroy (&self->pull);
     zstr_free (&self->results_endpoint);
     zstr_free (&self->dispatch_endpoint);
@@ -142,12 +146,12 @@ s_build_range_report (pz_worker_t *self, const uint8_t *data, size_t size, int i
     memcpy (report, data, size);
     if (tag == PZ_TAG_RANGE_COUNT) {
         pz_record_encode (report + size, PZ_TAG_RANGE_COUNT,
-                          pz_sieve_count (lo, hi, PZ_SIEVE_AUTO));
+                          (int64_t) pz_sieve_next (self->sieve, lo, hi, NULL, 0));
         self->counts [index] = (size_t) ((uint64_t) hi - (uint64_t) lo + 1);
         return size + PZ_RECORD_SIZE;
     }
-    size_t primes = pz_sieve_primes (lo, hi, self->range_primes, S_RANGE_PRIMES_MAX,
-                                     PZ_SIEVE_AUTO);
+    size_t primes = pz_sieve_next (self->sieve, lo, hi, self->range_primes,
+                                   S_RANGE_PRIMES_MAX);
     if (primes > S_RANGE_PRIMES_MAX) {
         zsys_warning ("worker: dropped range piece %" PRId64 ":%" PRId64 ": its %zu "
                       "primes do not fit one report", lo, hi, primes);
