@@ -243,3 +243,55 @@ Test (sieve, continued_wide, .timeout = 120)
     cr_assert_eq (stats.continued, 3);
     pz_sieve_destroy (&counter);
 }
+
+//  Checks pz_sieve_next_counts on [lo, hi] in blocks of block numbers
+//  against the reference, block by block.
+static void
+s_check_counts (pz_sieve_t *sieve, int64_t lo, int64_t hi, int64_t block)
+{
+    static int64_t counts [4096];
+    int64_t total = pz_sieve_next_counts (sieve, lo, hi, block, counts);
+    int64_t expected_total = 0;
+    size_t index = 0;
+    for (int64_t first = lo; ; index++) {
+        int64_t last = hi - first < block - 1 ? hi : first + block - 1;
+        int64_t expected = 0;
+        for (int64_t value = first; ; value++) {
+            if (ref_is_prime ((uint64_t) value))
+                expected++;
+            if (value == last)
+                break;
+        }
+        cr_assert_eq (counts [index], expected, "block %zu [%" PRId64 ", %" PRId64 "]",
+                      index, first, last);
+        expected_total += expected;
+        if (last == hi)
+            break;
+        first = last + 1;
+    }
+    cr_assert_eq (total, expected_total);
+}
+
+Test (sieve, block_counts, .timeout = 120)
+{
+    //  A Q report's sub-counts: runs, an isolated narrow piece (presieved),
+    //  the lowest numbers, a piece of one block and of a last short block,
+    //  the top.
+    pz_sieve_t *sieve = pz_sieve_new ();
+    s_check_counts (sieve, 0, 999, 100);
+    s_check_counts (sieve, 1000, 5000, 128);
+    s_check_counts (sieve, 5001, 5001, 128);
+    s_check_counts (sieve, INT64_C (1000000000000), INT64_C (1000000002999), 256);
+    s_check_counts (sieve, INT64_C (1000000003000), INT64_C (1000000004000), 1000);
+    int64_t lo = INT64_C (1000000000000000000);
+    s_check_counts (sieve, lo, lo + 2999, 300);
+    s_check_counts (sieve, lo + 3000, lo + 5999, 1);
+    s_check_counts (sieve, lo - 50000, lo - 49000, 64);        //  isolated
+    s_check_counts (sieve, INT64_MAX - 1999, INT64_MAX, 333);
+    pz_sieve_stats_t stats;
+    pz_sieve_stats (sieve, &stats);
+    cr_assert_geq (stats.continued, 2);
+    cr_assert_geq (stats.jumps, 3);
+    cr_assert_geq (stats.stateless, 1);
+    pz_sieve_destroy (&sieve);
+}

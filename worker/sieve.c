@@ -285,6 +285,37 @@ s_walk (pz_sieve_t *self, uint64_t lo, uint64_t hi, int64_t *primes, size_t max,
     return true;
 }
 
+//  Positions the iterator for a piece [lo, hi] if that saves work: goes
+//  on from where it is (a short gap ahead walked over by s_walk), or jumps
+//  to lo (with a far stop at the start of a run, else stop = hi). Returns
+//  false if the piece is better done by the pure functions (below
+//  S_CONTINUE_FROM unless any_lo, or narrow and isolated).
+static bool
+s_position (pz_sieve_t *self, uint64_t lo, uint64_t hi, bool any_lo)
+{
+    bool run = !self->used || lo == self->last_hi + 1;
+    self->used = true;
+    self->last_hi = hi;
+    if (!any_lo && lo < S_CONTINUE_FROM)
+        return false;
+    if (self->open && self->next <= lo && hi <= self->stop_hint
+    &&  lo - self->next <= s_isqrt (lo) / S_WALK_SHARE) {
+        self->stats.continued++;
+        if (lo > self->next)
+            self->stats.walked++;
+        return true;
+    }
+    if (!run && s_choose ((int64_t) lo, (int64_t) hi, PZ_SIEVE_AUTO) != PZ_SIEVE_PRIMESIEVE)
+        return false;
+    self->stop_hint = run ? hi + S_AHEAD : hi;
+    primesieve_jump_to (&self->iterator, lo, self->stop_hint);
+    self->index = self->iterator.size;      //  nothing buffered yet
+    self->next = lo;
+    self->open = true;
+    self->stats.jumps++;
+    return true;
+}
+
 //  Primes of [lo, hi], reusing the iterator where that saves a setup.
 size_t
 pz_sieve_next (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t *primes, size_t max)
@@ -292,43 +323,45 @@ pz_sieve_next (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t *primes, size_t
     assert (self);
     assert (pz_sieve_valid (lo, hi));
     assert (primes || max == 0);
-    uint64_t from = (uint64_t) lo;
-    uint64_t to = (uint64_t) hi;
-    bool run = !self->used || from == self->last_hi + 1;
-    self->used = true;
-    self->last_hi = to;
-    if (from >= S_CONTINUE_FROM) {
-        size_t found = 0;
-        //  Within the iterator's reach, and a short way ahead of it?
-        if (self->open && self->next <= from && to <= self->stop_hint
-        &&  from - self->next <= s_isqrt (from) / S_WALK_SHARE) {
-            uint64_t skipped = from - self->next;
-            if (s_walk (self, from, to, primes, max, &found)) {
-                self->stats.continued++;
-                if (skipped)
-                    self->stats.walked++;
-                return found;
-            }
-            found = 0;
-        }
-        else
-        if (run || s_choose (lo, hi, PZ_SIEVE_AUTO) == PZ_SIEVE_PRIMESIEVE) {
-            self->stop_hint = run ? to + S_AHEAD : to;
-            primesieve_jump_to (&self->iterator, from, self->stop_hint);
-            self->index = self->iterator.size;      //  nothing buffered yet
-            self->next = from;
-            self->open = true;
-            self->stats.jumps++;
-            if (s_walk (self, from, to, primes, max, &found))
-                return found;
-            found = 0;
-        }
-        //  primesieve failed (it should not below 2^63): the pure path.
-    }
+    size_t found = 0;
+    if (s_position (self, (uint64_t) lo, (uint64_t) hi, false)
+    &&  s_walk (self, (uint64_t) lo, (uint64_t) hi, primes, max, &found))
+        return found;
+    //  Not worth the iterator, or primesieve failed (it should not below
+    //  2^63): the pure path.
     self->stats.stateless++;
-    if (max == 0 && !primes)
+    if (!primes)
         return (size_t) pz_sieve_count (lo, hi, PZ_SIEVE_AUTO);
     return pz_sieve_primes (lo, hi, primes, max, PZ_SIEVE_AUTO);
+}
+
+//  Counts [lo, hi] block by block into counts and returns the total.
+int64_t
+pz_sieve_next_counts (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t block,
+                      int64_t *counts)
+{
+    assert (self && counts && block > 0);
+    assert (pz_sieve_valid (lo, hi));
+    uint64_t width = (uint64_t) hi - (uint64_t) lo + 1;
+    size_t blocks = (size_t) ((width - 1) / (uint64_t) block + 1);
+    bool walking = s_position (self, (uint64_t) lo, (uint64_t) hi, true);
+    int64_t total = 0;
+    for (size_t index = 0; index < blocks; index++) {
+        uint64_t first = (uint64_t) lo + index * (uint64_t) block;
+        uint64_t last = (uint64_t) hi - first < (uint64_t) block - 1
+                      ? (uint64_t) hi : first + (uint64_t) block - 1;
+        size_t found = 0;
+        if (walking && !s_walk (self, first, last, NULL, 0, &found))
+            walking = false;        //  primesieve failed: the rest the pure way
+        if (!walking) {
+            found = (size_t) pz_sieve_count ((int64_t) first, (int64_t) last, PZ_SIEVE_AUTO);
+            if (index == 0)
+                self->stats.stateless++;
+        }
+        counts [index] = (int64_t) found;
+        total += (int64_t) found;
+    }
+    return total;
 }
 
 //  Copies the counters.

@@ -36,6 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+//  Width of the blocks a Q piece's report counts one by one, so that the
+//  broker's audit can recount one (proto/PROTOCOL.md, "Audit").
+#define PZ_SIEVE_BLOCK      (INT64_C (1) << 15)
+
 typedef enum {
     PZ_SIEVE_AUTO,              //  the cheaper of the two for the interval
     PZ_SIEVE_PRIMESIEVE,        //  libprimesieve, one thread
@@ -84,6 +88,15 @@ void
 size_t
     pz_sieve_next (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t *primes,
                    size_t max);
+
+//  Counts the primes of [lo, hi] in blocks of block numbers from lo (the
+//  last one may be narrower): writes the count of block k into counts [k]
+//  (room for ceil ((hi - lo + 1) / block)) and returns their sum. Keeps
+//  the iterator as pz_sieve_next does, from any lo (a Q report's sub-counts,
+//  proto/PROTOCOL.md "Ranges": only the iterator gives them cheaply).
+int64_t
+    pz_sieve_next_counts (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t block,
+                          int64_t *counts);
 
 //  Copies the sieve's counters into stats.
 void
