@@ -6,7 +6,8 @@
     (proto/PROTOCOL.md, "Ranges"). The broker keeps each accepted range
     here, whole: it is cut lazily into pieces, I <id> R lo R hi (or Q), at
     most piece_numbers wide (R pieces at most PZ_RANGES_PUBLISH_MAX, so
-    that their primes fit one report frame), only as many at once as the
+    that their primes fit one report frame, Q pieces at most
+    PZ_RANGES_COUNT_MAX, so that their block counts do), only as many at once as the
     workers can take: twice the worker threads that reported a piece in the
     last PZ_RANGES_ACTIVE_MS (at least 2), at most inflight_max. A pushed
     piece is leased for lease_ms like a dispatch of numbers and pushed again

@@ -239,6 +239,26 @@ pz_sieve_destroy (pz_sieve_t **self_p)
     *self_p = NULL;
 }
 
+//  Returns the first index in [from, size) of the ascending buffer whose
+//  value is above limit, or size.
+static size_t
+s_first_above (const uint64_t *buffer, size_t from, size_t size, uint64_t limit)
+{
+    if (from >= size || buffer [from] > limit)
+        return from;
+    if (buffer [size - 1] <= limit)
+        return size;
+    size_t low = from, high = size - 1;     //  buffer [high] > limit
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (buffer [middle] > limit)
+            high = middle;
+        else
+            low = middle + 1;
+    }
+    return low;
+}
+
 //  Takes the iterator's primes of [next, hi] (next <= hi + 1): writes those
 //  from lo on into primes while found < max, adds their number to *found.
 //  Returns false (iterator closed) if primesieve failed.
@@ -258,25 +278,14 @@ s_walk (pz_sieve_t *self, uint64_t lo, uint64_t hi, int64_t *primes, size_t max,
         }
         const uint64_t *buffer = iterator->primes;
         size_t size = iterator->size;
-        //  end: the first index in [index, size) whose prime is past hi.
-        size_t end = size;
-        if (buffer [size - 1] > hi) {
-            size_t low = self->index;
-            end = size - 1;
-            while (low < end) {
-                size_t middle = low + (end - low) / 2;
-                if (buffer [middle] > hi)
-                    end = middle;
-                else
-                    low = middle + 1;
-            }
-        }
-        for (size_t at = self->index; at < end; at++)
-            if (buffer [at] >= lo) {
-                if (*found < max)
-                    primes [*found] = (int64_t) buffer [at];
-                (*found)++;
-            }
+        //  [begin, end): the buffer's primes inside [lo, hi], by binary
+        //  searches (primes below lo are those of a gap walked over).
+        size_t begin = lo == 0 ? self->index
+                     : s_first_above (buffer, self->index, size, lo - 1);
+        size_t end = s_first_above (buffer, begin, size, hi);
+        for (size_t at = begin; at < end && *found + (at - begin) < max; at++)
+            primes [*found + (at - begin)] = (int64_t) buffer [at];
+        *found += end - begin;
         self->index = end;
         if (end < size)
             break;          //  a prime past hi is in the buffer: done
