@@ -282,25 +282,38 @@ def main():
         "rows says more about the machine than about the pipeline." % (
             date, load, command, options.repeat, T_COUNT_RATIO, verdict), "",
         ] + table + ["",
-        "- Counting near 10^12: each 2^27 piece is ~50 ms of libprimesieve, and the "
-        "broker's cost per piece (two small messages) is small beside it; what is "
-        "left of the gap to primesieve is libprimesieve's setup per call, one per "
-        "piece (measured in one process: 3-6 % of a 2^27 piece, 10-20 % of a 2^26 "
-        "one), and the source's start and its wait for the announcement. The "
-        "machine is shared (see the load average): the same configuration varies by "
-        "tens of percent from run to run, hence the repeats and the best of each.",
-        "- Near 10^18 every libprimesieve call first sieves the primes up to sqrt(hi), "
-        "~0.45 s, whatever the width: with the default 2^27 pieces that setup is most "
-        "of each piece (the *default pieces* row); `--range-lease 2147483648 "
-        "--lease-ms 60000` pays it once per ~2.5 s piece. A worker that kept its "
-        "sieving primes between pieces would remove it; libprimesieve's API has no "
-        "such call.",
+        "- Counting near 10^12: each 2^27 piece is ~50-80 ms of libprimesieve, and the "
+        "broker's cost per piece is small beside it: two small messages, and the "
+        "audit's recount of one block of 2^15 numbers (~1.5 ms, presieve and "
+        "Baillie-PSW). The worker counts a piece block by block for that audit "
+        "through one primesieve iterator, which costs ~12 % more CPU than one "
+        "primesieve_count_primes call over the piece (measured in one process, 8 "
+        "pieces of 2^27: 0.40 s against 0.36 s); the rest of the gap is the source's "
+        "start and its wait for the announcement. The machine is shared (see the "
+        "load average): the same configuration varies by tens of percent from run "
+        "to run, hence the repeats and the best of each.",
+        "- Near 10^18 every libprimesieve call first sets up its sieving primes up to "
+        "sqrt(hi), ~1.2 s of CPU, whatever the width (a 2^27 piece is ~0.3 s of "
+        "sieving). A worker thread keeps one iterator across the pieces it gets: "
+        "the broker leases a range's pieces in order, so one worker sees each piece "
+        "start where its last one ended and goes on without a new setup; it pays one "
+        "(~2.1 s, for a stop far ahead) per run of pieces, as primesieve pays one per "
+        "interval. That is the 1-worker *1e18 count* row, with the default flags; "
+        "measured in one process, the 32 pieces of that row counted block by block "
+        "take 6.63 s of CPU against 6.39 s for one primesieve_count_primes call over "
+        "them (0.96), so what the row loses beyond that is the machine's load "
+        "(the broker, the source and other work share its 2 cores). With "
+        "2 workers the pieces alternate between them: each walks over the other's "
+        "piece (cheaper than a new setup while the gap is below sqrt(lo)/2), so near "
+        "10^18 two workers count about as fast as one, not faster; the broker cannot "
+        "give a worker runs of its own through one PUSH socket. The *short* row "
+        "(two default pieces) is mostly that setup, for primesieve as for us.",
         "- Publishing is bounded by the path of every prime through the broker and the "
         "sink (9 bytes per prime, ~4 messages per 2^19 piece at 10^12), not by the "
         "sieve: compare its numbers/s with the counting row's. Near 10^18 a published "
-        "piece is 2^19 numbers (its primes must fit one report frame), so the workers "
-        "presieve it and test the survivors with Baillie-PSW (~40 ns a number) instead "
-        "of paying primesieve's setup per piece.",
+        "piece is 2^19 numbers (its primes must fit one report frame); from 10^15 up "
+        "consecutive ones go through the worker's iterator too, an isolated one is "
+        "presieved and its survivors tested with Baillie-PSW (~40 ns a number).",
         "",
         "Commands (2 workers; the bench binds free ports on 127.0.0.1):", "",
         "```sh",
