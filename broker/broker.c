@@ -773,8 +773,9 @@ s_audit_piece (pz_broker_t *self, pz_piece_t *piece, const uint8_t *records,
 //  Takes a piece report (I id R lo R hi P..., or Q) into the batch, or
 //  answers it at once: its primes go out as P publications of at most
 //  PZ_RECORDS_MAX, and if it finishes its range, the R announcement. A
-//  piece's report is audited first (R: its primes, Q: its blocks); one found wrong is refused (E 11), its
-//  worker cut off and the piece pushed again.
+//  piece's report is audited first (R: its primes, Q: its blocks); one
+//  found wrong is refused (E 11), its worker cut off and the piece pushed
+//  again.
 static void
 s_take_piece (pz_broker_t *self, pz_request_t *request, s_worker_t *worker,
               const char *sender)

@@ -131,9 +131,9 @@ pz_worker_stats (pz_worker_t *self, pz_worker_stats_t *stats)
 //  Sieves a piece of a range, I <id> R lo R hi (or Q lo Q hi), and builds
 //  its report in client slot index: the dispatch's three records, then P
 //  for every prime of [lo, hi] ascending (R), or Q <count> and Q <count of
-//  a block> for each block of PZ_SIEVE_BLOCK (Q). Returns
-//  the report's size, or 0 (after logging) if the piece is malformed or
-//  its primes would not fit one frame.
+//  a block> for each block of PZ_SIEVE_BLOCK (Q). Returns the report's
+//  size, or 0 (after logging) if the piece is malformed or its primes (or
+//  blocks) would not fit one frame.
 static size_t
 s_build_range_report (pz_worker_t *self, const uint8_t *data, size_t size, int index)
 {
