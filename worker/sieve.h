@@ -25,8 +25,10 @@
     pieces: it keeps one libprimesieve iterator open across calls, and a
     piece that starts where the last one ended (what a worker sees when the
     broker leases a range's pieces in order), or a little past it, goes on
-    with the same sieving primes instead of a new call. Used from 10^15 up,
-    where the setup matters; below, the pure functions.
+    with the same sieving primes instead of a new call. pz_sieve_next uses
+    it from 10^15 up, where the setup matters (below, the pure functions);
+    pz_sieve_next_counts everywhere, as counting a piece block by block
+    (for the broker's audit of Q pieces) takes an iterator anyway.
 */
 
 #ifndef PZ_SIEVE_H_INCLUDED
