@@ -20,7 +20,7 @@ COPY . .
 RUN tools/build.sh
 
 FROM debian:bookworm-slim
-# libczmq4, libzmq5 and libprimesieve11 (workers) are what the executables link (with what they pull in:
+# libczmq4, libzmq5 and libprimesieve11 (workers; the broker links worker/sieve.c for its audit) are what the executables link (with what they pull in:
 # libsodium, OpenPGM, NORM, Kerberos' GSSAPI). Nothing else: no shell tools
 # beyond the base image's, no apt lists, no logs of the install.
 RUN apt-get update \

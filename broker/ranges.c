@@ -16,6 +16,7 @@
     =========================================================================
 */
 #include "ranges.h"
+#include "sieve.h"
 #include "idtable.h"
 
 #include <assert.h>
@@ -359,6 +360,8 @@ s_cut (pz_ranges_t *self)
     uint64_t width = (uint64_t) self->piece_numbers;
     if (range->tag == PZ_TAG_RANGE && width > (uint64_t) PZ_RANGES_PUBLISH_MAX)
         width = (uint64_t) PZ_RANGES_PUBLISH_MAX;
+    if (range->tag == PZ_TAG_RANGE_COUNT && width > (uint64_t) PZ_RANGES_COUNT_MAX)
+        width = (uint64_t) PZ_RANGES_COUNT_MAX;
     uint64_t last = (uint64_t) range->hi;
     if (last - range->next_cut >= width)
         last = range->next_cut + width - 1;
@@ -505,11 +508,22 @@ pz_ranges_check (pz_ranges_t *self, const uint8_t *data, size_t size,
     if (memcmp (data + PZ_RECORD_SIZE, piece->wire + PZ_RECORD_SIZE, 2 * PZ_RECORD_SIZE) != 0)
         return PZ_ERR_MISMATCH;
     if (piece->range->tag == PZ_TAG_RANGE_COUNT) {
-        if (records != 4 || pz_record_tag (data + 3 * PZ_RECORD_SIZE) != PZ_TAG_RANGE_COUNT)
+        //  The count, then one per block (a report of the count alone, the
+        //  format before the blocks, does not match).
+        size_t blocks = pz_ranges_blocks (piece->lo, piece->hi);
+        if (records != 4 + blocks)
             return PZ_ERR_MISMATCH;
-        int64_t count = pz_record_value (data + 3 * PZ_RECORD_SIZE);
-        if (count < 0 || (uint64_t) count > s_width (piece->lo, piece->hi))
-            return PZ_ERR_MISMATCH;
+        for (size_t index = 3; index < records; index++) {
+            const uint8_t *record = data + index * PZ_RECORD_SIZE;
+            int64_t count = pz_record_value (record);
+            int64_t first = index == 3 ? piece->lo
+                          : piece->lo + (int64_t) (index - 4) * PZ_SIEVE_BLOCK;
+            int64_t last = index == 3 || piece->hi - first < PZ_SIEVE_BLOCK - 1
+                         ? piece->hi : first + PZ_SIEVE_BLOCK - 1;
+            if (pz_record_tag (record) != PZ_TAG_RANGE_COUNT || count < 0
+            ||  (uint64_t) count > s_width (first, last))
+                return PZ_ERR_MISMATCH;
+        }
     }
     else {
         int64_t previous = piece->lo - 1;   //  lo >= 0: no overflow
@@ -525,6 +539,14 @@ pz_ranges_check (pz_ranges_t *self, const uint8_t *data, size_t size,
     *piece_p = piece;
     *reported_p = piece->state == S_REPORTED;
     return PZ_OK;
+}
+
+//  Blocks of a Q report.
+size_t
+pz_ranges_blocks (int64_t lo, int64_t hi)
+{
+    assert (lo >= 0 && lo <= hi);
+    return (size_t) ((s_width (lo, hi) - 1) / (uint64_t) PZ_SIEVE_BLOCK + 1);
 }
 
 //  Ends a leased piece's lease early: first in line again.

@@ -6,7 +6,8 @@
     (proto/PROTOCOL.md, "Ranges"). The broker keeps each accepted range
     here, whole: it is cut lazily into pieces, I <id> R lo R hi (or Q), at
     most piece_numbers wide (R pieces at most PZ_RANGES_PUBLISH_MAX, so
-    that their primes fit one report frame), only as many at once as the
+    that their primes fit one report frame, Q pieces at most
+    PZ_RANGES_COUNT_MAX, so that their block counts do), only as many at once as the
     workers can take: twice the worker threads that reported a piece in the
     last PZ_RANGES_ACTIVE_MS (at least 2), at most inflight_max. A pushed
     piece is leased for lease_ms like a dispatch of numbers and pushed again
@@ -40,6 +41,10 @@
 //  numbers holds at most 2y / ln y primes, 80,660 for 2^19, which fit one
 //  report of PZ_WIRE_MAX bytes (116,505 primes).
 #define PZ_RANGES_PUBLISH_MAX   (INT64_C (1) << 19)
+//  Q pieces are at most this wide: their report counts each block of
+//  PZ_SIEVE_BLOCK numbers (worker/sieve.h) on its own for the audit, 8,192
+//  records at most, well inside one report frame.
+#define PZ_RANGES_COUNT_MAX     (INT64_C (1) << 28)
 //  Default width of Q pieces: about 50 ms of primesieve near 10^12. Each
 //  libprimesieve call sets up its sieve again (a few ms): measured, that
 //  costs 10-20 % of a 2^26 piece there, 3-6 % of a 2^27 one.
@@ -140,8 +145,10 @@ bool
     pz_ranges_issued (pz_ranges_t *self, int64_t id);
 
 //  Checks a piece report of size bytes: I <id> R lo R hi P... (primes
-//  strictly ascending inside [lo, hi]) or I <id> Q lo Q hi Q count (0 <=
-//  count <= hi - lo + 1), the id and bounds those of the piece leased.
+//  strictly ascending inside [lo, hi]) or I <id> Q lo Q hi Q count Q c1 ...
+//  Q cm (m = pz_ranges_blocks: 0 <= each ck <= its block's width; their
+//  sum is the audit's to check), the id and bounds those of the piece
+//  leased.
 //  Returns PZ_OK with *piece_p the piece, *reported_p true if its report is
 //  in a batch not yet settled (this one echoes it), or *piece_p NULL if the
 //  piece was settled before (a duplicate); or the error to answer: E 1, 3,
@@ -150,6 +157,11 @@ bool
 pz_error_t
     pz_ranges_check (pz_ranges_t *self, const uint8_t *data, size_t size,
                      pz_piece_t **piece_p, bool *reported_p);
+
+//  Returns the number of PZ_SIEVE_BLOCK blocks a Q report of [lo, hi]
+//  counts one by one: ceil ((hi - lo + 1) / PZ_SIEVE_BLOCK).
+size_t
+    pz_ranges_blocks (int64_t lo, int64_t hi);
 
 //  Ends a leased piece's lease early and puts it first in line (its report
 //  was refused by the audit). A piece not leased is left as it is.

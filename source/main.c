@@ -181,12 +181,13 @@ s_main (int argc, char *argv [], int64_t *ranges, size_t range_count)
         fprintf (stderr, "playzmq-source: sent %" PRIu64 ", acked %" PRIu64 " in %.3f s "
                  "(%.0f numbers/s); ack p50 %.3f ms p99 %.3f ms; %" PRIu64 " rejected, "
                  "%" PRIu64 " resent requests, %" PRIu64 " bad lines; %" PRIu64
-                 " ranges, %" PRIu64 " counted\n", stats.sent,
+                 " ranges, %" PRIu64 " counted%s\n", stats.sent,
                  stats.acked, stats.seconds,
                  stats.seconds > 0 ? (double) stats.acked / stats.seconds : 0.0,
                  stats.ack_p50_ms, stats.ack_p99_ms,
                  stats.rejected, stats.resends, stats.bad_lines, stats.ranges,
-                 stats.counted);
+                 stats.counted, stats.range_resends ? " (ranges sent again after "
+                                                       "a broker restart)" : "");
         pz_source_destroy (&source);
     }
     free (endpoint);

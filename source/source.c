@@ -6,6 +6,16 @@
     a pz_client (proto/client.h): up to --pipeline of them outstanding on
     one DEALER socket, each kept in a slot until acknowledged, so that a
     resend is the same request, id included.
+
+    A --count-only source waits for the broker's announcement of each of
+    its ranges. A broker without a journal that dies mid-range forgets the
+    range, and a restarted one would never announce it: so the source
+    watches its SUB connection to the broker (a zmq socket monitor), and
+    when it drops and comes back, it sends each range still waiting again,
+    under its first request id. A broker that still knows the id (the same
+    process, or one restarted from its journal) answers the remembered ack
+    and does nothing twice; a new one takes the range as new. Either way
+    the source prints each range's count once, the first announced.
     =========================================================================
 */
 #include "source.h"
@@ -59,12 +69,18 @@ struct _pz_source_t {
     int64_t held_lo;            //  its bounds
     int64_t held_hi;
     int64_t *sent;              //  ranges acknowledged: lo, hi pairs (count_only)
+    int64_t *sent_ids;          //  per sent range: its request's id
     bool *announced;            //  per sent range: its count was printed
     size_t sent_count;          //  ranges in sent
     size_t sent_capacity;       //  allocated
     zsock_t *sub;               //  count_only: announcements (tag R), or NULL
     zsock_t *history;           //  count_only: the history DEALER, or NULL
     int64_t history_from;       //  next seq to ask history from
+    zsock_t *monitor;           //  count_only: the SUB's connection events
+    char monitor_endpoint [64]; //  inproc endpoint of that monitor
+    bool dropped;               //  the SUB's connection dropped, not yet back
+    size_t resend_next;         //  sent ranges from here on: to send again
+    bool resending;             //  ranges are being sent again
     pz_source_stats_t stats;    //  counters
 };
 
@@ -294,6 +310,16 @@ pz_source_new (const pz_source_config_t *config)
                                           false, &config->sockopts);
         ok = self->sub && (!config->history || self->history);
         self->history_from = 1;
+        if (ok) {
+            //  The SUB's drops and reconnects, to notice a broker restart.
+            snprintf (self->monitor_endpoint, sizeof self->monitor_endpoint,
+                      "inproc://pz-source-monitor-%p", (void *) self);
+            ok = zmq_socket_monitor (zsock_resolve (self->sub), self->monitor_endpoint,
+                                     ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) == 0;
+            self->monitor = ok ? zsock_new (ZMQ_PAIR) : NULL;
+            ok = self->monitor
+              && zsock_connect (self->monitor, "%s", self->monitor_endpoint) == 0;
+        }
     }
     if (ok)
         self->client = pz_client_new ("source", self->endpoint, (int) config->pipeline,
@@ -316,8 +342,12 @@ pz_source_destroy (pz_source_t **self_p)
         return;
     pz_client_destroy (&self->client);
     zsock_destroy (&self->history);
+    if (self->monitor && self->sub)
+        zmq_socket_monitor (zsock_resolve (self->sub), NULL, 0);
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->sub);
     free (self->sent);
+    free (self->sent_ids);
     free (self->announced);
     if (self->acked)
         fclose (self->acked);
@@ -370,9 +400,10 @@ pz_source_stats (pz_source_t *self, pz_source_stats_t *stats)
     stats->seconds = self->started_ms ? (double) (until - self->started_ms) / 1000.0 : 0;
 }
 
-//  Notes an acknowledged range; with count_only, it waits for its count.
+//  Notes an acknowledged range of request id; with count_only, it waits
+//  for its count.
 static void
-s_range_acked (pz_source_t *self, int64_t lo, int64_t hi)
+s_range_acked (pz_source_t *self, int64_t id, int64_t lo, int64_t hi)
 {
     self->stats.ranges++;
     if (!self->config.count_only)
@@ -381,8 +412,11 @@ s_range_acked (pz_source_t *self, int64_t lo, int64_t hi)
         self->sent_capacity = self->sent_capacity ? 2 * self->sent_capacity : 16;
         self->sent = (int64_t *) realloc (self->sent, 2 * self->sent_capacity * sizeof (int64_t));
         self->announced = (bool *) realloc (self->announced, self->sent_capacity * sizeof (bool));
-        assert (self->sent && self->announced);
+        self->sent_ids = (int64_t *) realloc (self->sent_ids,
+                                              self->sent_capacity * sizeof (int64_t));
+        assert (self->sent && self->announced && self->sent_ids);
     }
+    self->sent_ids [self->sent_count] = id;
     self->sent [2 * self->sent_count] = lo;
     self->sent [2 * self->sent_count + 1] = hi;
     self->announced [self->sent_count++] = false;
@@ -447,9 +481,73 @@ s_ask_history (pz_source_t *self, int64_t timeout_ms)
     zmsg_destroy (&reply);
 }
 
+//  Takes the SUB monitor's events: a drop, then a connection again (the
+//  broker restarted, or the network came back) starts sending the ranges
+//  still waiting again, and asking history from the first seq.
+static void
+s_take_monitor_events (pz_source_t *self)
+{
+    zmsg_t *event;
+    while ((event = zmsg_recv_nowait (self->monitor))) {
+        zframe_t *head = zmsg_first (event);
+        uint16_t kind = 0;
+        if (head && zframe_size (head) >= 2)
+            memcpy (&kind, zframe_data (head), 2);
+        zmsg_destroy (&event);
+        if (kind == ZMQ_EVENT_DISCONNECTED)
+            self->dropped = true;
+        else
+        if (kind == ZMQ_EVENT_CONNECTED && self->dropped) {
+            self->dropped = false;
+            self->resending = true;
+            self->resend_next = 0;
+            self->history_from = 1;     //  a new broker's seqs start again
+            zsys_info ("source: the connection to the broker's publish endpoint "
+                       "dropped and came back: sending the %zu ranges still waiting "
+                       "for their count again (same request ids)",
+                       (size_t) (self->sent_count - self->stats.counted));
+        }
+    }
+}
+
+//  Sends the ranges still waiting again, from resend_next on, while client
+//  slots are free: those of one first request together, under its id.
+static void
+s_resend_ranges (pz_source_t *self, int64_t now_ms)
+{
+    char range_tag = PZ_TAG_RANGE_COUNT;
+    int index;
+    while (self->resend_next < self->sent_count
+    &&    (index = pz_client_free_slot (self->client)) != -1) {
+        int64_t id = self->sent_ids [self->resend_next];
+        uint8_t *request = pz_client_request (self->client, index);
+        size_t count = 0;
+        for (; self->resend_next < self->sent_count
+             && self->sent_ids [self->resend_next] == id
+             && count + 2 <= PZ_RECORDS_MAX; self->resend_next++) {
+            size_t at = self->resend_next;
+            if (self->announced [at])
+                continue;
+            pz_record_encode (request + (++count) * PZ_RECORD_SIZE, range_tag, self->sent [2 * at]);
+            pz_record_encode (request + (++count) * PZ_RECORD_SIZE, range_tag,
+                              self->sent [2 * at + 1]);
+        }
+        if (count == 0)
+            continue;
+        pz_record_encode (request, PZ_TAG_ID, id);
+        self->slots [index].count = count;
+        self->stats.range_resends++;
+        pz_client_send (self->client, index, (count + 1) * PZ_RECORD_SIZE, now_ms);
+    }
+    if (self->resend_next >= self->sent_count)
+        self->resending = false;
+}
+
 //  Waits for the announcement of every range acknowledged, printing each
 //  count as it comes; asks history every second for what the subscription
-//  may have missed. Returns 0, or 1 if interrupted first.
+//  may have missed; sends the ranges again after a broker restart (see the
+//  top). Returns 0, or 1 if interrupted first or the broker stopped
+//  answering those requests.
 static int
 s_await_counts (pz_source_t *self)
 {
@@ -457,16 +555,38 @@ s_await_counts (pz_source_t *self)
     while (self->stats.counted < self->sent_count) {
         if (zsys_interrupted)
             return 1;
-        zmq_pollitem_t item = { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, 100) > 0) {
+        zmq_pollitem_t items [] = {
+            { zsock_resolve (self->sub), 0, ZMQ_POLLIN, 0 },
+            { zsock_resolve (self->monitor), 0, ZMQ_POLLIN, 0 }
+        };
+        if (zmq_poll (items, 2, 100) > 0) {
             zmq_msg_t message;
             zmq_msg_init (&message);
             while (zmq_msg_recv (&message, zsock_resolve (self->sub), ZMQ_DONTWAIT) != -1)
                 s_take_announcement (self, (const uint8_t *) zmq_msg_data (&message),
                                      zmq_msg_size (&message));
             zmq_msg_close (&message);
+            s_take_monitor_events (self);
         }
-        if (self->history && zclock_mono () >= next_history_ms) {
+        int64_t now_ms = zclock_mono ();
+        if (self->resending)
+            s_resend_ranges (self, now_ms);
+        //  Acks of ranges sent again: the broker took them (or knew them).
+        uint8_t reply [PZ_RECORD_SIZE];
+        int size, index;
+        while (pz_client_busy (self->client)
+        &&    (index = pz_client_receive (self->client, reply, &size, 0)) != -1)
+            if (size != PZ_RECORD_SIZE || pz_record_tag (reply) != PZ_TAG_ACK)
+                zsys_warning ("source: a range sent again was refused: %s %" PRId64,
+                              size == PZ_RECORD_SIZE ? (char []) { (char) pz_record_tag (reply), 0 }
+                                                     : "?",
+                              size == PZ_RECORD_SIZE ? pz_record_value (reply) : 0);
+        if (pz_client_busy (self->client) && pz_client_expire (self->client, now_ms) != 0) {
+            zsys_error ("source: no ack from %s for the ranges sent again",
+                        self->endpoint);
+            return 1;
+        }
+        if (self->history && now_ms >= next_history_ms) {
             s_ask_history (self, 1000);
             next_history_ms = zclock_mono () + 1000;
         }
@@ -521,7 +641,8 @@ s_handle_reply (pz_source_t *self, int index, const uint8_t *reply, int size,
                     fprintf (self->acked, "%" PRId64 "\n", pz_record_value (at));
                 continue;
             }
-            s_range_acked (self, pz_record_value (at), pz_record_value (at + PZ_RECORD_SIZE));
+            s_range_acked (self, pz_record_value (request), pz_record_value (at),
+                           pz_record_value (at + PZ_RECORD_SIZE));
             record++;
         }
         return;

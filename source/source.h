@@ -59,6 +59,7 @@ typedef struct {
                                 //  nor a range LO:HI
     uint64_t ranges;            //  ranges acknowledged
     uint64_t counted;           //  of those, announced with their count (count_only)
+    uint64_t range_resends;     //  requests of ranges sent again after a broker restart
     double seconds;             //  from first send to last ack
     double ack_p50_ms;          //  median request-to-ack time
     double ack_p99_ms;          //  99th percentile request-to-ack time

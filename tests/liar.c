@@ -4,7 +4,7 @@
 
     Usage: liar --dispatch EP --results EP [--lie-every N | --lie-rate P]
                 [--name NAME] [--curve-cert FILE --curve-server FILE]
-                [--reports N] [--seed S]
+                [--reports N] [--seed S] [--count-lie block|sum]
 
     Pulls dispatches like playzmq-worker, tests every number with the same
     exact test (prime.h), then flips the verdict of every Nth record it
@@ -15,7 +15,10 @@
     until --reports reports were sent, SIGTERM, or 10 s without a dispatch.
 
     A piece of a range (I id R lo R hi) gets every odd number of it
-    reported as prime. Prints one line per report on stdout, for the test
+    reported as prime. A counted piece (I id Q lo Q hi) gets a count one
+    off: with --count-lie block (the default) in its last block and in the
+    total alike, so that the sum holds and only a recount of that block
+    shows the lie; with --count-lie sum in the total only. Prints one line per report on stdout, for the test
     to read:
         report <n> records <count> lies <k> reply <A|E|none> <value>
     and at the end:
@@ -25,6 +28,7 @@
 #include "cli.h"
 #include "prime.h"
 #include "record.h"
+#include "sieve.h"
 #include "sock.h"
 
 #include <czmq.h>
@@ -37,6 +41,7 @@ main (int argc, char *argv [])
     const char *curve_cert = NULL, *curve_server = NULL;
     int64_t lie_every = 0, reports_max = 0, seed = 1;
     const char *lie_rate_text = NULL;
+    const char *count_lie = "block";
     const pz_opt_t options [] = {
         { "dispatch", 0, PZ_OPT_STRING, &dispatch, 0, 0, "EP", "PUSH endpoint to pull from" },
         { "results", 0, PZ_OPT_STRING, &results, 0, 0, "EP", "results endpoint" },
@@ -47,6 +52,8 @@ main (int argc, char *argv [])
         { "name", 0, PZ_OPT_STRING, &name, 0, 0, "NAME", "routing id of the REQ socket" },
         { "reports", 0, PZ_OPT_INT, &reports_max, 0, INT64_MAX, "N",
           "stop after N reports (0: no limit)" },
+        { "count-lie", 0, PZ_OPT_STRING, &count_lie, 0, 0, "HOW",
+          "a Q piece's lie: block (a block and the total) or sum (the total)" },
         { "seed", 0, PZ_OPT_INT, &seed, 1, INT64_MAX, "S", "random seed for --lie-rate" },
         PZ_OPT_CURVE_CLIENT (&curve_cert, &curve_server, "worker"),
         PZ_OPT_END
@@ -88,7 +95,10 @@ main (int argc, char *argv [])
     int64_t counter = 0, reports = 0, lies_total = 0, refused = 0, first_refused = 0;
     static int64_t values [PZ_RECORDS_MAX];
     static uint8_t verdicts [PZ_RECORDS_MAX];
-    static uint8_t report [PZ_MESSAGE_MAX];
+    static uint8_t report [PZ_WIRE_MAX];
+    static int64_t blocks [PZ_WIRE_MAX / PZ_RECORD_SIZE];
+    pz_sieve_t *sieve = pz_sieve_new ();
+    bool lie_in_sum = strcmp (count_lie, "sum") == 0;
     while (!zsys_interrupted && (reports_max == 0 || reports < reports_max)) {
         zframe_t *frame = zframe_recv (pull);
         if (!frame)
@@ -110,6 +120,31 @@ main (int argc, char *argv [])
             }
             zframe_destroy (&frame);
             zsock_send (req, "b", report, (count + 3) * PZ_RECORD_SIZE);
+            goto answered;
+        }
+        if (size == 3 * PZ_RECORD_SIZE
+        &&  pz_record_tag (data + PZ_RECORD_SIZE) == PZ_TAG_RANGE_COUNT) {
+            //  A counted piece, I id Q lo Q hi: the right counts, one lie.
+            memcpy (report, data, size);
+            int64_t lo = pz_record_value (data + PZ_RECORD_SIZE);
+            int64_t hi = pz_record_value (data + 2 * PZ_RECORD_SIZE);
+            size_t count_blocks = (size_t) (((uint64_t) hi - (uint64_t) lo)
+                                            / PZ_SIEVE_BLOCK + 1);
+            int64_t total = pz_sieve_next_counts (sieve, lo, hi, PZ_SIEVE_BLOCK, blocks);
+            int64_t last_lo = lo + (int64_t) (count_blocks - 1) * PZ_SIEVE_BLOCK;
+            //  One more, or one less where one more cannot be.
+            int64_t step = blocks [count_blocks - 1] < hi - last_lo + 1 ? 1 : -1;
+            total += step;
+            if (!lie_in_sum)
+                blocks [count_blocks - 1] += step;
+            pz_record_encode (report + size, PZ_TAG_RANGE_COUNT, total);
+            for (size_t block = 0; block < count_blocks; block++)
+                pz_record_encode (report + size + (block + 1) * PZ_RECORD_SIZE,
+                                  PZ_TAG_RANGE_COUNT, blocks [block]);
+            count = count_blocks + 1;
+            lies = 1;
+            zframe_destroy (&frame);
+            zsock_send (req, "b", report, size + count * PZ_RECORD_SIZE);
             goto answered;
         }
         if (size < 2 * PZ_RECORD_SIZE || size % PZ_RECORD_SIZE
@@ -160,6 +195,7 @@ main (int argc, char *argv [])
     }
     printf ("done reports %" PRId64 " lies %" PRId64 " refused %" PRId64
             " first-refused %" PRId64 "\n", reports, lies_total, refused, first_refused);
+    pz_sieve_destroy (&sieve);
     zsock_destroy (&req);
     zsock_destroy (&pull);
     return 0;

@@ -14,6 +14,7 @@
 
 #include "ranges.h"
 #include "record.h"
+#include "sieve.h"
 
 #define S_BASE      ((int64_t) 77 << 40)    //  id base, as a broker incarnation
 
@@ -73,7 +74,8 @@ s_pull (s_pair_t *pair)
     return piece;
 }
 
-//  Builds a Q report for piece with count into buffer; returns its size.
+//  Builds a Q report for piece with count into buffer, the count all in
+//  its first block (0 in any other); returns its size.
 static size_t
 s_q_report (uint8_t *buffer, s_piece_t piece, int64_t count)
 {
@@ -81,7 +83,10 @@ s_q_report (uint8_t *buffer, s_piece_t piece, int64_t count)
     pz_record_encode (buffer + 9, 'Q', piece.lo);
     pz_record_encode (buffer + 18, 'Q', piece.hi);
     pz_record_encode (buffer + 27, 'Q', count);
-    return 36;
+    size_t blocks = pz_ranges_blocks (piece.lo, piece.hi);
+    for (size_t block = 0; block < blocks; block++)
+        pz_record_encode (buffer + 36 + 9 * block, 'Q', block == 0 ? count : 0);
+    return 36 + 9 * blocks;
 }
 
 //  Builds an R report for piece with the given primes; returns its size.
@@ -354,6 +359,60 @@ Test (ranges, bound_follows_active_workers, .timeout = 10)
         pz_ranges_seen (ranges, (const uint8_t *) &thread, sizeof thread, zclock_mono ());
     cr_assert_eq (pz_ranges_push (ranges, zsock_resolve (pair.push), 0, false), 3);
     cr_assert_not (pz_ranges_ready (ranges, false));
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+}
+
+Test (ranges, count_blocks, .timeout = 10)
+{
+    //  A Q report holds a count per block of PZ_SIEVE_BLOCK numbers; a
+    //  report of the count alone (the format before the blocks), a block
+    //  missing or too many, a block's count above its width: E 7.
+    s_pair_t pair = s_pair_new ();
+    pz_ranges_t *ranges = pz_ranges_new (S_BASE, 1000, INT64_C (1) << 40, 64);
+    int64_t lo = 1000000;
+    int64_t hi = lo + 2 * PZ_SIEVE_BLOCK + 4;      //  3 blocks, the last 5 wide
+    cr_assert_eq (pz_ranges_blocks (lo, hi), 3);
+    cr_assert_eq (pz_ranges_blocks (5, 5), 1);
+    cr_assert_eq (pz_ranges_blocks (0, PZ_SIEVE_BLOCK - 1), 1);
+    cr_assert_eq (pz_ranges_blocks (0, PZ_SIEVE_BLOCK), 2);
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', lo, hi);
+    cr_assert_eq (pz_ranges_push (ranges, zsock_resolve (pair.push), 0, false), 1);
+    s_piece_t piece = s_pull (&pair);
+    cr_assert_eq (piece.hi, hi);
+    static uint8_t report [128];
+    pz_piece_t *found;
+    bool reported;
+    s_q_report (report, piece, 100);
+    cr_assert_eq (pz_ranges_check (ranges, report, 36, &found, &reported), PZ_ERR_MISMATCH);
+    cr_assert_eq (pz_ranges_check (ranges, report, 36 + 9 * 2, &found, &reported),
+                  PZ_ERR_MISMATCH);
+    pz_record_encode (report + 36 + 27, 'Q', 0);
+    cr_assert_eq (pz_ranges_check (ranges, report, 36 + 9 * 4, &found, &reported),
+                  PZ_ERR_MISMATCH);
+    pz_record_encode (report + 36 + 18, 'Q', 6);        //  last block: 5 numbers
+    cr_assert_eq (pz_ranges_check (ranges, report, 36 + 9 * 3, &found, &reported),
+                  PZ_ERR_MISMATCH);
+    pz_record_encode (report + 36 + 18, 'Q', 5);
+    cr_assert_eq (pz_ranges_check (ranges, report, 36 + 9 * 3, &found, &reported), PZ_OK);
+    cr_assert (found);
+    pz_record_encode (report + 36 + 18, 'P', 5);        //  a block's record not Q
+    cr_assert_eq (pz_ranges_check (ranges, report, 36 + 9 * 3, &found, &reported),
+                  PZ_ERR_MISMATCH);
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+}
+
+Test (ranges, count_pieces_bounded, .timeout = 10)
+{
+    //  Q pieces are at most PZ_RANGES_COUNT_MAX wide, whatever --range-lease.
+    s_pair_t pair = s_pair_new ();
+    pz_ranges_t *ranges = pz_ranges_new (S_BASE, 1000, INT64_MAX, 64);
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', 0, INT64_MAX);
+    cr_assert_eq (pz_ranges_push (ranges, zsock_resolve (pair.push), 0, false), 2);
+    s_piece_t first = s_pull (&pair), second = s_pull (&pair);
+    cr_assert_eq (first.hi, PZ_RANGES_COUNT_MAX - 1);
+    cr_assert_eq (second.lo, PZ_RANGES_COUNT_MAX);
     pz_ranges_destroy (&ranges);
     s_pair_destroy (&pair);
 }

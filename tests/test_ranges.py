@@ -274,5 +274,41 @@ def test_lying_worker_on_a_range():
         assert honest.stop(timeout=5) == 0
 
 
+def test_lying_worker_on_a_count():
+    """A worker that counts a piece one off is caught by the audit on its
+    first piece (E 11, cut off): a lie in the total only by the sum of its
+    blocks, a lie in a block and the total alike by the recount of that
+    block (one block drawn per report at the default --audit; pieces of one
+    block here, so it is drawn). The piece goes to an honest worker and the
+    source prints the right count, checked against Python's own test."""
+    lo, hi = 200000, 209999
+    expected = len(python_primes(lo, hi))
+    for how in ("block", "sum"):
+        with Cluster("ranges") as c:
+            broker, ep = c.start_broker("--stats", "0", "--lease-ms", 1000,
+                                        "--range-lease", 5000, endpoints=private_endpoints())
+            lies = c.path("liar.out")
+            liar = harness.Proc(c, "liar", [os.path.join(harness.BUILD, "tests", "liar"),
+                                            "--dispatch", ep["dispatch"], "--results",
+                                            ep["results"], "--name", "liar", "--reports", "1",
+                                            "--count-lie", how], stdout=lies)
+            c.procs.append(liar)
+            time.sleep(0.5)         # the liar alone: the first piece is its
+            out = c.path("count.txt")
+            source = c.start("source", "--connect", ep["source"], "--publish", ep["publish"],
+                             "--history", ep["history"], "--count-only",
+                             "--range", "%d:%d" % (lo, hi), stdout=out)
+            assert liar.wait(30) == 0, liar.log()
+            with open(lies) as handle:
+                report = handle.readline().split()
+            assert report[:2] == ["report", "1"] and report[7:] == ["E", "11"], (how, report)
+            assert "audit: worker liar reported Q" in broker.log(), broker.log()
+            honest = c.start("worker", "--dispatch", ep["dispatch"], "--results",
+                             ep["results"], "--threads", 1)
+            assert source.wait(30) == 0, source.log()
+            assert read_counts(out) == [(lo, hi, expected)], (how, read_counts(out))
+            assert honest.stop(timeout=5) == 0
+
+
 if __name__ == "__main__":
     harness.run_tests(globals())

@@ -13,6 +13,12 @@
                      missed from history: every prime exactly once; the
                      --count-only source prints the right count although
                      its range finished under another broker process.
+3. broker_kill9_no_journal
+                     a broker without a journal is kill -9'ed mid-range
+                     and restarted: it forgot the counted range, and the
+                     --count-only source, seeing its connection drop and
+                     come back, sends the range again (same request id);
+                     it prints the right count, once.
 
 The oracle is the primesieve program (a process of its own, not the
 library the workers call) and, for the count, pi known independently.
@@ -28,10 +34,12 @@ import time
 import harness
 from harness import Cluster, private_endpoints, read_records, sink_endpoints
 
-# Published: ~490,000 primes in 39 pieces of 2^19 near 10^18 (presieved and
-# tested: ~20 ms a piece), slow enough to be caught mid-range; counted:
+# Published: ~1,160,000 primes in 77 pieces of 2^19 just below 10^15,
+# where a worker calls libprimesieve anew for each piece (worker/sieve.h;
+# from 10^15 up one iterator runs through consecutive pieces, too fast to
+# be caught mid-range), slow enough to be caught mid-range; counted:
 # pieces of 2^22.
-R_RANGE = (10**18, 10**18 + 2 * 10**7)
+R_RANGE = (10**15 - 4 * 10**7, 10**15 - 1)
 Q_RANGE = (0, 2 * 10**9)
 PI_2E9 = 98222287           # pi(2 * 10^9), a known value (not program output)
 
@@ -143,6 +151,32 @@ def test_broker_kill9():
         harness.report("ranges_broker_kill9", harness.Verdict(
             len(expected), harness.count_lines(primes_out), 0, 0, 0, 0),
             ranges_going_on=going_on[1:])
+
+
+PI_1E10 = 455052511         # pi(10^10), a known value (OEIS A006880)
+
+
+def test_broker_kill9_no_journal():
+    q_range = (0, 10**10)
+    with Cluster("ranges-broker-kill9-no-journal") as c:
+        args = ("--stats", 0, "--lease-ms", 2000, "--range-lease", 1 << 24)
+        broker, ep = c.start_broker(*args, endpoints=private_endpoints(), name="broker")
+        start_workers(c, ep, 2)
+        counts = c.path("counts.txt")
+        source = c.start("source", "--connect", ep["source"], "--publish", ep["publish"],
+                         "--history", ep["history"], "--count-only",
+                         "--range", "%d:%d" % q_range, "--timeout", 1000, "--retries", 60,
+                         stdout=counts)
+        time.sleep(1.5)
+        assert source.popen.poll() is None, "the range was done before the kill"
+        broker.kill()
+        time.sleep(0.5)
+        broker, _ = c.start_broker(*args, endpoints=ep, name="broker")
+        assert source.wait(180) == 0, source.log()
+        with open(counts) as handle:
+            assert handle.read() == "%d:%d %d\n" % (q_range + (PI_1E10,))
+        assert "sending the 1 ranges still waiting" in source.log(), source.log()
+        assert broker.stop(timeout=5) == 0
 
 
 if __name__ == "__main__":

@@ -144,3 +144,155 @@ Test (sieve, truncated_list, .timeout = 30)
         cr_assert_eq (few [2], 0);
     }
 }
+
+//  Runs pz_sieve_next on [lo, hi], listing its primes (or, every other
+//  call, only counting them: both ways go through the same iterator), and
+//  checks it against the reference, number by number.
+static void
+s_check_next (pz_sieve_t *sieve, int64_t lo, int64_t hi)
+{
+    static bool listing;
+    listing = !listing;
+    size_t expected = 0;
+    for (int64_t value = lo; ; value++) {
+        if (ref_is_prime ((uint64_t) value))
+            expected++;
+        if (value == hi)
+            break;
+    }
+    if (!listing) {
+        cr_assert_eq (pz_sieve_next (sieve, lo, hi, NULL, 0), expected,
+                      "next count [%" PRId64 ", %" PRId64 "]", lo, hi);
+        return;
+    }
+    size_t found = pz_sieve_next (sieve, lo, hi, s_primes, S_MAX);
+    cr_assert_eq (found, expected, "next primes [%" PRId64 ", %" PRId64 "]", lo, hi);
+    for (size_t index = 0; index < found; index++) {
+        cr_assert (s_primes [index] >= lo && s_primes [index] <= hi);
+        cr_assert (index == 0 || s_primes [index] > s_primes [index - 1]);
+        cr_assert (ref_is_prime ((uint64_t) s_primes [index]));
+    }
+}
+
+Test (sieve, continued_pieces, .timeout = 120)
+{
+    //  The paths of pz_sieve_next near 10^18, where it keeps its iterator:
+    //  a run of consecutive pieces, gaps walked over, a piece behind the
+    //  iterator, one far ahead, pieces below the iterator's threshold.
+    pz_sieve_t *sieve = pz_sieve_new ();
+    cr_assert (sieve);
+    int64_t lo = INT64_C (1000000000000000000) - 5000;
+    for (int piece = 0; piece < 6; piece++, lo += 2000)
+        s_check_next (sieve, lo, lo + 1999);                //  a run
+    s_check_next (sieve, lo + 1, lo + 1);                   //  gap of 1
+    s_check_next (sieve, lo + 1000, lo + 3000);             //  a gap
+    s_check_next (sieve, lo + 3001, lo + 3001);             //  width 1
+    s_check_next (sieve, lo - 100000, lo - 99000);          //  behind
+    s_check_next (sieve, lo - 98999, lo - 97000);           //  its run
+    s_check_next (sieve, lo + (INT64_C (1) << 40), lo + (INT64_C (1) << 40) + 3000);
+    s_check_next (sieve, 999999999999000, 1000000000001000);    //  threshold
+    s_check_next (sieve, 1000000000001001, 1000000000003000);
+    s_check_next (sieve, 0, 3000);                          //  below
+    pz_sieve_stats_t stats;
+    pz_sieve_stats (sieve, &stats);
+    cr_assert_geq (stats.continued, 7, "continued %" PRIu64, stats.continued);
+    cr_assert_geq (stats.walked, 2);
+    cr_assert_geq (stats.jumps, 3);
+    cr_assert_geq (stats.stateless, 1);
+    pz_sieve_destroy (&sieve);
+    pz_sieve_destroy (&sieve);
+}
+
+Test (sieve, continued_top, .timeout = 120)
+{
+    //  Consecutive pieces up to the very top, INT64_MAX: the iterator
+    //  runs past 2^63 - 1 and must stop counting there.
+    pz_sieve_t *sieve = pz_sieve_new ();
+    int64_t lo = INT64_MAX - 6000;
+    for (; lo < INT64_MAX - 1000; lo += 1000)
+        s_check_next (sieve, lo, lo + 999);
+    s_check_next (sieve, lo, INT64_MAX);
+    pz_sieve_stats_t stats;
+    pz_sieve_stats (sieve, &stats);
+    cr_assert_eq (stats.jumps, 1);
+    cr_assert_eq (stats.continued, 5);
+    pz_sieve_destroy (&sieve);
+}
+
+Test (sieve, continued_wide, .timeout = 120)
+{
+    //  Wide consecutive pieces near 10^16 (from the iterator) add up to
+    //  the count of one primesieve_count_primes call over the whole, and
+    //  each equals the presieve's count of it (a different method).
+    pz_sieve_t *counter = pz_sieve_new ();
+    int64_t lo = INT64_C (10000000000000000);
+    int64_t width = INT64_C (1) << 22;
+    int64_t sum = 0;
+    for (int piece = 0; piece < 4; piece++) {
+        int64_t piece_lo = lo + piece * width;
+        int64_t count = (int64_t) pz_sieve_next (counter, piece_lo, piece_lo + width - 1,
+                                                 NULL, 0);
+        if (piece == 1)
+            cr_assert_eq (count, pz_sieve_count (piece_lo, piece_lo + width - 1,
+                                                 PZ_SIEVE_PRESIEVE));
+        sum += count;
+    }
+    cr_assert_eq (sum, pz_sieve_count (lo, lo + 4 * width - 1, PZ_SIEVE_PRIMESIEVE));
+    pz_sieve_stats_t stats;
+    pz_sieve_stats (counter, &stats);
+    cr_assert_eq (stats.jumps, 1);
+    cr_assert_eq (stats.continued, 3);
+    pz_sieve_destroy (&counter);
+}
+
+//  Checks pz_sieve_next_counts on [lo, hi] in blocks of block numbers
+//  against the reference, block by block.
+static void
+s_check_counts (pz_sieve_t *sieve, int64_t lo, int64_t hi, int64_t block)
+{
+    static int64_t counts [4096];
+    int64_t total = pz_sieve_next_counts (sieve, lo, hi, block, counts);
+    int64_t expected_total = 0;
+    size_t index = 0;
+    for (int64_t first = lo; ; index++) {
+        int64_t last = hi - first < block - 1 ? hi : first + block - 1;
+        int64_t expected = 0;
+        for (int64_t value = first; ; value++) {
+            if (ref_is_prime ((uint64_t) value))
+                expected++;
+            if (value == last)
+                break;
+        }
+        cr_assert_eq (counts [index], expected, "block %zu [%" PRId64 ", %" PRId64 "]",
+                      index, first, last);
+        expected_total += expected;
+        if (last == hi)
+            break;
+        first = last + 1;
+    }
+    cr_assert_eq (total, expected_total);
+}
+
+Test (sieve, block_counts, .timeout = 120)
+{
+    //  A Q report's sub-counts: runs, an isolated narrow piece (presieved),
+    //  the lowest numbers, a piece of one block and of a last short block,
+    //  the top.
+    pz_sieve_t *sieve = pz_sieve_new ();
+    s_check_counts (sieve, 0, 999, 100);
+    s_check_counts (sieve, 1000, 5000, 128);
+    s_check_counts (sieve, 5001, 5001, 128);
+    s_check_counts (sieve, INT64_C (1000000000000), INT64_C (1000000002999), 256);
+    s_check_counts (sieve, INT64_C (1000000003000), INT64_C (1000000004000), 1000);
+    int64_t lo = INT64_C (1000000000000000000);
+    s_check_counts (sieve, lo, lo + 2999, 300);
+    s_check_counts (sieve, lo + 3000, lo + 5999, 1);
+    s_check_counts (sieve, lo - 50000, lo - 49000, 64);        //  isolated
+    s_check_counts (sieve, INT64_MAX - 1999, INT64_MAX, 333);
+    pz_sieve_stats_t stats;
+    pz_sieve_stats (sieve, &stats);
+    cr_assert_geq (stats.continued, 2);
+    cr_assert_geq (stats.jumps, 3);
+    cr_assert_geq (stats.stateless, 1);
+    pz_sieve_destroy (&sieve);
+}

@@ -20,6 +20,15 @@
     the second only for pieces narrow against sqrt(hi) (a 2^19 piece of
     primes to publish near 10^18). Pure functions, safe from any number of
     threads.
+
+    A pz_sieve_t (one per worker thread) removes the setup from a run of
+    pieces: it keeps one libprimesieve iterator open across calls, and a
+    piece that starts where the last one ended (what a worker sees when the
+    broker leases a range's pieces in order), or a little past it, goes on
+    with the same sieving primes instead of a new call. pz_sieve_next uses
+    it from 10^15 up, where the setup matters (below, the pure functions);
+    pz_sieve_next_counts everywhere, as counting a piece block by block
+    (for the broker's audit of Q pieces) takes an iterator anyway.
 */
 
 #ifndef PZ_SIEVE_H_INCLUDED
@@ -28,6 +37,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+//  Width of the blocks a Q piece's report counts one by one, so that the
+//  broker's audit can recount one (proto/PROTOCOL.md, "Audit").
+#define PZ_SIEVE_BLOCK      (INT64_C (1) << 15)
 
 typedef enum {
     PZ_SIEVE_AUTO,              //  the cheaper of the two for the interval
@@ -51,5 +64,44 @@ int64_t
 size_t
     pz_sieve_primes (int64_t lo, int64_t hi, int64_t *primes, size_t max,
                      pz_sieve_method_t method);
+
+//  A worker thread's sieve: an iterator kept open between pieces.
+typedef struct _pz_sieve_t pz_sieve_t;
+
+typedef struct {
+    uint64_t continued;         //  pieces that went on from the iterator
+    uint64_t walked;            //  of those, pieces after a gap walked over
+    uint64_t jumps;             //  iterator (re)started at a piece's lo
+    uint64_t stateless;         //  pieces done by the pure functions
+} pz_sieve_stats_t;
+
+//  Creates a sieve with no iterator open yet. Caller owns return value.
+pz_sieve_t *
+    pz_sieve_new (void);
+
+//  Destroys the sieve and frees its iterator. NULL-safe; nulls *self_p.
+void
+    pz_sieve_destroy (pz_sieve_t **self_p);
+
+//  As pz_sieve_primes (AUTO), primes may be NULL when max is 0 (then it
+//  only counts), but a piece that continues the previous one (lo = its hi
+//  + 1, or a short gap past it) reuses the open iterator. Same results as
+//  the pure functions, for every valid interval in any order.
+size_t
+    pz_sieve_next (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t *primes,
+                   size_t max);
+
+//  Counts the primes of [lo, hi] in blocks of block numbers from lo (the
+//  last one may be narrower): writes the count of block k into counts [k]
+//  (room for ceil ((hi - lo + 1) / block)) and returns their sum. Keeps
+//  the iterator as pz_sieve_next does, from any lo (a Q report's sub-counts,
+//  proto/PROTOCOL.md "Ranges": only the iterator gives them cheaply).
+int64_t
+    pz_sieve_next_counts (pz_sieve_t *self, int64_t lo, int64_t hi, int64_t block,
+                          int64_t *counts);
+
+//  Copies the sieve's counters into stats.
+void
+    pz_sieve_stats (pz_sieve_t *self, pz_sieve_stats_t *stats);
 
 #endif

@@ -24,6 +24,9 @@
 //  Primes in one range report, at most: I, R lo, R hi and the primes fill
 //  at most the largest frame the broker reads (PZ_WIRE_MAX).
 #define S_RANGE_PRIMES_MAX  (PZ_WIRE_MAX / PZ_RECORD_SIZE - 3)
+//  Widest Q piece whose report (I, Q lo, Q hi, Q count and a Q per block)
+//  fits one frame; its block counts go through range_primes.
+#define S_COUNT_WIDTH_MAX   ((uint64_t) (S_RANGE_PRIMES_MAX - 1) * PZ_SIEVE_BLOCK)
 
 struct _pz_worker_t {
     pz_worker_config_t config;  //  configuration (strings owned below)
@@ -36,6 +39,7 @@ struct _pz_worker_t {
     uint8_t verdicts [PZ_RECORDS_MAX];      //  1 = prime, per value
     int64_t *range_primes;      //  primes of the piece being sieved,
                                 //  S_RANGE_PRIMES_MAX of them
+    pz_sieve_t *sieve;          //  this thread's sieve, kept between pieces
     bool terminated;            //  $TERM came on the actor pipe
     bool cut_off;               //  the broker's audit refused a report (E 11)
     pz_worker_stats_t stats;    //  counters
@@ -85,6 +89,8 @@ pz_worker_new (const pz_worker_config_t *config)
         pz_client_set_request_max (self->client, PZ_WIRE_MAX);
         self->range_primes = (int64_t *) malloc (S_RANGE_PRIMES_MAX * sizeof (int64_t));
         assert (self->range_primes);
+        self->sieve = pz_sieve_new ();
+        assert (self->sieve);
         pz_client_set_wait (self->client, config->wait_s * 1000);
         if (config->name && pz_client_set_routing_id (self->client, config->name) != 0)
             pz_client_destroy (&self->client);
@@ -104,6 +110,7 @@ pz_worker_destroy (pz_worker_t **self_p)
         return;
     pz_client_destroy (&self->client);
     free (self->range_primes);
+    pz_sieve_destroy (&self->sieve);
     zsock_destroy (&self->pull);
     zstr_free (&self->results_endpoint);
     zstr_free (&self->dispatch_endpoint);
@@ -123,9 +130,10 @@ pz_worker_stats (pz_worker_t *self, pz_worker_stats_t *stats)
 
 //  Sieves a piece of a range, I <id> R lo R hi (or Q lo Q hi), and builds
 //  its report in client slot index: the dispatch's three records, then P
-//  for every prime of [lo, hi] ascending (R), or Q <count> (Q). Returns
-//  the report's size, or 0 (after logging) if the piece is malformed or
-//  its primes would not fit one frame.
+//  for every prime of [lo, hi] ascending (R), or Q <count> and Q <count of
+//  a block> for each block of PZ_SIEVE_BLOCK (Q). Returns the report's
+//  size, or 0 (after logging) if the piece is malformed or its primes (or
+//  blocks) would not fit one frame.
 static size_t
 s_build_range_report (pz_worker_t *self, const uint8_t *data, size_t size, int index)
 {
@@ -141,13 +149,28 @@ s_build_range_report (pz_worker_t *self, const uint8_t *data, size_t size, int i
     uint8_t *report = pz_client_request (self->client, index);
     memcpy (report, data, size);
     if (tag == PZ_TAG_RANGE_COUNT) {
-        pz_record_encode (report + size, PZ_TAG_RANGE_COUNT,
-                          pz_sieve_count (lo, hi, PZ_SIEVE_AUTO));
-        self->counts [index] = (size_t) ((uint64_t) hi - (uint64_t) lo + 1);
-        return size + PZ_RECORD_SIZE;
+        //  Q count, then Q c for each block of PZ_SIEVE_BLOCK numbers, for
+        //  the broker's audit (its pieces are at most 2^28 wide: 8,192
+        //  blocks; a wider one, from no broker of ours, is dropped).
+        uint64_t width = (uint64_t) hi - (uint64_t) lo + 1;
+        size_t blocks = (size_t) ((width - 1) / (uint64_t) PZ_SIEVE_BLOCK + 1);
+        if (width > S_COUNT_WIDTH_MAX) {
+            zsys_warning ("worker: dropped range piece %" PRId64 ":%" PRId64 ": too "
+                          "wide for one report of its blocks", lo, hi);
+            self->stats.malformed++;
+            return 0;
+        }
+        int64_t total = pz_sieve_next_counts (self->sieve, lo, hi, PZ_SIEVE_BLOCK,
+                                              self->range_primes);
+        pz_record_encode (report + size, PZ_TAG_RANGE_COUNT, total);
+        for (size_t block = 0; block < blocks; block++)
+            pz_record_encode (report + size + (block + 1) * PZ_RECORD_SIZE,
+                              PZ_TAG_RANGE_COUNT, self->range_primes [block]);
+        self->counts [index] = (size_t) width;
+        return size + (blocks + 1) * PZ_RECORD_SIZE;
     }
-    size_t primes = pz_sieve_primes (lo, hi, self->range_primes, S_RANGE_PRIMES_MAX,
-                                     PZ_SIEVE_AUTO);
+    size_t primes = pz_sieve_next (self->sieve, lo, hi, self->range_primes,
+                                   S_RANGE_PRIMES_MAX);
     if (primes > S_RANGE_PRIMES_MAX) {
         zsys_warning ("worker: dropped range piece %" PRId64 ":%" PRId64 ": its %zu "
                       "primes do not fit one report", lo, hi, primes);
