@@ -9,7 +9,8 @@
     goes first), in `leased` (deadline order: every lease is equally long,
     so appending keeps the order), or in neither once reported.
 
-    Pieces are cut at next_cut, lo upwards. Pieces read back from a journal
+    Pieces are cut lo upwards, in lanes from 10^15 up (one per worker
+    thread, cut in turn: s_split_lanes). Pieces read back from a journal
     (restored) are kept per range, sorted, and skipped by the cutting, so a
     restarted broker cuts only what was not done, whatever its piece width.
     Widths and counts are uint64_t: a range may be 2^63 numbers wide.
@@ -33,18 +34,29 @@ typedef struct {
     int64_t hi;                 //  last number
 } s_span_t;
 
+#define S_LANES_MAX         16      //  lanes of a range, at most
+
+//  A lane: a stretch of a range cut piece after piece, lo upwards.
+typedef struct {
+    uint64_t next;              //  lowest number not yet cut
+    uint64_t end;               //  first number past it (hi + 1 of its last)
+    size_t skip_next;           //  first restored span not yet passed by next
+} s_lane_t;
+
 typedef struct {
     int64_t key;                //  its key; also the key in `by_key`
     char tag;                   //  R (publish) or Q (count)
     int64_t lo;                 //  bounds, inclusive
     int64_t hi;
-    uint64_t next_cut;          //  lowest number not yet cut (hi + 1 when all are)
+    s_lane_t lanes [S_LANES_MAX];   //  stretches cut in turn, each in order
+    size_t lane_count;          //  lanes in use, from 1
+    size_t lane_turn;           //  cuts so far: the next comes from lane
+                                //  lane_turn % lane_count, if it has numbers
     uint64_t done_numbers;      //  numbers of pieces reported or restored
     int64_t count;              //  primes in those
     s_span_t *skip;             //  restored pieces, sorted by lo once cutting starts
     size_t skip_count;          //  how many
     size_t skip_capacity;       //  allocated
-    size_t skip_next;           //  first not yet passed by next_cut
     bool skip_sorted;           //  skip is sorted
     size_t pieces_out;          //  pieces of it in `outstanding`
     bool finished;              //  every number reported
@@ -80,6 +92,7 @@ struct _pz_ranges_t {
     zhashx_t *active;           //  worker thread (hex routing id) -> last report ms
     int64_t bound;              //  pieces out allowed now
     int64_t bound_ms;           //  when bound was computed
+    int64_t threads;            //  worker threads active lately, as of bound_ms
     pz_ranges_stats_t stats;    //  counters
 };
 
@@ -217,7 +230,8 @@ pz_ranges_add (pz_ranges_t *self, int64_t key, char tag, int64_t lo, int64_t hi)
     s_range_t *range = (s_range_t *) zmalloc (sizeof (s_range_t));
     assert (range);
     *range = (s_range_t) {
-        .key = key, .tag = tag, .lo = lo, .hi = hi, .next_cut = (uint64_t) lo
+        .key = key, .tag = tag, .lo = lo, .hi = hi, .lane_count = 1,
+        .lanes = { { .next = (uint64_t) lo, .end = (uint64_t) hi + 1 } }
     };
     int rc = zhashx_insert (self->by_key, &range->key, range);
     assert (rc == 0);
@@ -303,6 +317,7 @@ s_bound (pz_ranges_t *self, int64_t now_ms)
     for (void *key = zlistx_first (gone); key; key = zlistx_next (gone))
         zhashx_delete (self->active, key);
     zlistx_destroy (&gone);
+    self->threads = active;
     int64_t bound = 2 * active;
     bound = bound < 2 ? 2 : bound;
     self->bound = bound > self->inflight_max ? self->inflight_max : bound;
@@ -329,6 +344,57 @@ pz_ranges_seen (pz_ranges_t *self, const uint8_t *peer, size_t size, int64_t now
     *seen = now_ms;
 }
 
+//  Moves a lane's next past the restored spans that start at or before it.
+//  Returns true if the lane still has numbers to cut.
+static bool
+s_lane_skip (s_range_t *range, s_lane_t *lane)
+{
+    while (lane->skip_next < range->skip_count
+       &&  (uint64_t) range->skip [lane->skip_next].lo <= lane->next) {
+        uint64_t after = (uint64_t) range->skip [lane->skip_next].hi + 1;
+        if (after > lane->next)
+            lane->next = after;
+        lane->skip_next++;
+    }
+    return lane->next < lane->end;
+}
+
+//  Near the top of the int64 range (from PZ_SIEVE_CONTINUE_FROM) a worker
+//  thread sieves a run of consecutive pieces with one libprimesieve setup
+//  (~1 s of CPU near 10^18), so a range is cut into as many lanes as there
+//  are worker threads, and successive cuts come from successive lanes: the
+//  PUSH socket deals pieces round robin to the threads' PULL sockets, so in
+//  the steady state each thread gets the pieces of one lane, consecutive,
+//  instead of every other piece of the range (which made two workers no
+//  faster than one there). A lane splits at a piece boundary near the
+//  middle of the widest one's remainder; lanes never merge. Below
+//  PZ_SIEVE_CONTINUE_FROM a range stays one lane, cut in order.
+static void
+s_split_lanes (pz_ranges_t *self, s_range_t *range, uint64_t width)
+{
+    if (range->lo < PZ_SIEVE_CONTINUE_FROM)
+        return;
+    size_t wanted = self->threads < 1 ? 1 : (size_t) self->threads;
+    if (wanted > S_LANES_MAX)
+        wanted = S_LANES_MAX;
+    while (range->lane_count < wanted) {
+        size_t widest = 0;
+        for (size_t index = 1; index < range->lane_count; index++)
+            if (range->lanes [index].end - range->lanes [index].next
+            >   range->lanes [widest].end - range->lanes [widest].next)
+                widest = index;
+        s_lane_t *lane = &range->lanes [widest];
+        uint64_t left = lane->end - lane->next;
+        if (left < 2 * width)
+            return;                 //  too little left to share
+        uint64_t middle = lane->next + (left / 2 / width) * width;
+        range->lanes [range->lane_count++] = (s_lane_t) {
+            .next = middle, .end = lane->end, .skip_next = lane->skip_next
+        };
+        lane->end = middle;
+    }
+}
+
 //  Cuts the next piece of the oldest range with numbers left, into
 //  `waiting`. Returns false if there is none.
 static bool
@@ -338,41 +404,43 @@ s_cut (pz_ranges_t *self)
     if (!range)
         return false;
     if (!range->skip_sorted) {
-        if (range->skip_count > range->skip_next)   //  skip is NULL while empty
-            qsort (range->skip + range->skip_next, range->skip_count - range->skip_next,
-                   sizeof (s_span_t), s_span_compare);
+        if (range->skip_count > 0)      //  skip is NULL while empty
+            qsort (range->skip, range->skip_count, sizeof (s_span_t), s_span_compare);
         range->skip_sorted = true;
-    }
-    //  Past the pieces done before a restart that start here.
-    while (range->skip_next < range->skip_count
-       &&  (uint64_t) range->skip [range->skip_next].lo <= range->next_cut) {
-        uint64_t after = (uint64_t) range->skip [range->skip_next].hi + 1;
-        if (after > range->next_cut)
-            range->next_cut = after;
-        range->skip_next++;
-    }
-    if (range->next_cut > (uint64_t) range->hi) {
-        //  All cut (the rest was done before): nothing more from it.
-        zlistx_delete (self->uncut, range->handle);
-        range->handle = NULL;
-        return s_cut (self);
+        for (size_t index = 0; index < range->lane_count; index++)
+            range->lanes [index].skip_next = 0;
     }
     uint64_t width = (uint64_t) self->piece_numbers;
     if (range->tag == PZ_TAG_RANGE && width > (uint64_t) PZ_RANGES_PUBLISH_MAX)
         width = (uint64_t) PZ_RANGES_PUBLISH_MAX;
     if (range->tag == PZ_TAG_RANGE_COUNT && width > (uint64_t) PZ_RANGES_COUNT_MAX)
         width = (uint64_t) PZ_RANGES_COUNT_MAX;
-    uint64_t last = (uint64_t) range->hi;
-    if (last - range->next_cut >= width)
-        last = range->next_cut + width - 1;
-    if (range->skip_next < range->skip_count
-    &&  (uint64_t) range->skip [range->skip_next].lo <= last)
-        last = (uint64_t) range->skip [range->skip_next].lo - 1;
+    s_split_lanes (self, range, width);
+    //  This turn's lane, or the next one with numbers left (past the pieces
+    //  done before a restart).
+    s_lane_t *lane = NULL;
+    for (size_t tried = 0; tried < range->lane_count && !lane; tried++) {
+        s_lane_t *candidate = &range->lanes [range->lane_turn++ % range->lane_count];
+        if (s_lane_skip (range, candidate))
+            lane = candidate;
+    }
+    if (!lane) {
+        //  All cut (the rest was done before): nothing more from it.
+        zlistx_delete (self->uncut, range->handle);
+        range->handle = NULL;
+        return s_cut (self);
+    }
+    uint64_t last = lane->end - 1;
+    if (last - lane->next >= width)
+        last = lane->next + width - 1;
+    if (lane->skip_next < range->skip_count
+    &&  (uint64_t) range->skip [lane->skip_next].lo <= last)
+        last = (uint64_t) range->skip [lane->skip_next].lo - 1;
     pz_piece_t *piece = (pz_piece_t *) zmalloc (sizeof (pz_piece_t));
     assert (piece);
     piece->id = self->id_base + PZ_RANGES_ID_BIT + self->next_sequence++;
     piece->range = range;
-    piece->lo = (int64_t) range->next_cut;
+    piece->lo = (int64_t) lane->next;
     piece->hi = (int64_t) last;
     pz_record_encode (piece->wire, PZ_TAG_ID, piece->id);
     pz_record_encode (piece->wire + PZ_RECORD_SIZE, range->tag, piece->lo);
@@ -382,9 +450,11 @@ s_cut (pz_ranges_t *self)
     zhashx_insert (self->outstanding, &piece->id, piece);
     range->pieces_out++;
     self->stats.pieces++;
-    range->next_cut = last + 1;
-    if (range->next_cut > (uint64_t) range->hi
-    &&  range->skip_next >= range->skip_count) {
+    lane->next = last + 1;
+    bool left = false;
+    for (size_t index = 0; index < range->lane_count && !left; index++)
+        left = s_lane_skip (range, &range->lanes [index]);
+    if (!left) {
         zlistx_delete (self->uncut, range->handle);
         range->handle = NULL;
     }

@@ -10,6 +10,8 @@
     =========================================================================
 */
 #include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ranges.h"
@@ -413,6 +415,125 @@ Test (ranges, count_pieces_bounded, .timeout = 10)
     s_piece_t first = s_pull (&pair), second = s_pull (&pair);
     cr_assert_eq (first.hi, PZ_RANGES_COUNT_MAX - 1);
     cr_assert_eq (second.lo, PZ_RANGES_COUNT_MAX);
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+}
+
+//  Pushes, pulls and reports (count 0) every piece of the ranges until
+//  none is left; writes the pieces, in push order, to pieces (at most max).
+//  Returns how many there were.
+static size_t
+s_drain (pz_ranges_t *ranges, s_pair_t *pair, s_piece_t *pieces, size_t max)
+{
+    static uint8_t report [9 * (4 + PZ_RANGES_COUNT_MAX / PZ_SIEVE_BLOCK)];
+    size_t count = 0;
+    while (pz_ranges_push (ranges, zsock_resolve (pair->push), 0, false) > 0) {
+        //  What was pushed now, then reported, so the next push cuts more.
+        s_piece_t batch [64];
+        size_t pulled = 0;
+        zsock_set_rcvtimeo (pair->pull, 0);
+        zframe_t *probe;
+        while (pulled < 64 && (probe = zframe_recv (pair->pull)) != NULL) {
+            const uint8_t *data = zframe_data (probe);
+            batch [pulled++] = (s_piece_t) {
+                pz_record_value (data), pz_record_tag (data + PZ_RECORD_SIZE),
+                pz_record_value (data + PZ_RECORD_SIZE),
+                pz_record_value (data + 2 * PZ_RECORD_SIZE)
+            };
+            zframe_destroy (&probe);
+        }
+        zsock_set_rcvtimeo (pair->pull, 1000);
+        for (size_t index = 0; index < pulled; index++) {
+            cr_assert_lt (count, max);
+            pieces [count++] = batch [index];
+            pz_piece_t *found;
+            bool reported;
+            pz_range_done_t done;
+            size_t size = s_q_report (report, batch [index], 0);
+            cr_assert_eq (pz_ranges_check (ranges, report, size, &found, &reported), PZ_OK);
+            pz_ranges_report (ranges, found, 0, &done);
+            pz_ranges_settle (ranges, found);
+        }
+    }
+    return count;
+}
+
+//  Asserts that pieces and the restored spans cover [lo, hi] once each.
+static void
+s_assert_cover (s_piece_t *pieces, size_t count, const int64_t (*spans) [2],
+                size_t span_count, int64_t lo, int64_t hi)
+{
+    size_t width = (size_t) (hi - lo + 1);
+    uint8_t *seen = (uint8_t *) calloc (width, 1);
+    cr_assert (seen);
+    for (size_t index = 0; index < count + span_count; index++) {
+        int64_t from = index < count ? pieces [index].lo : spans [index - count][0];
+        int64_t to = index < count ? pieces [index].hi : spans [index - count][1];
+        cr_assert (from >= lo && to <= hi && from <= to);
+        //  By offset: to may be INT64_MAX, which number++ would pass.
+        for (int64_t offset = from - lo; offset <= to - lo; offset++)
+            cr_assert_eq (seen [offset]++, 0, "%" PRId64 " twice", lo + offset);
+    }
+    for (size_t index = 0; index < width; index++)
+        cr_assert_eq (seen [index], 1, "%" PRId64 " never cut", lo + (int64_t) index);
+    free (seen);
+}
+
+Test (ranges, lanes_near_the_top, .timeout = 10)
+{
+    //  Two worker threads, a range of 20 pieces of 10 near 10^18: the cuts
+    //  alternate between two lanes, each consecutive, so that each thread
+    //  (PUSH deals round robin) gets a run of pieces that follow each other.
+    s_pair_t pair = s_pair_new ();
+    pz_ranges_t *ranges = pz_ranges_new (S_BASE, 100000, 10, 64);
+    for (int thread = 0; thread < 2; thread++)
+        pz_ranges_seen (ranges, (const uint8_t *) &thread, sizeof thread, zclock_mono ());
+    const int64_t lo = INT64_C (1000000000000000000), hi = lo + 199;
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', lo, hi);
+    s_piece_t pieces [64];
+    size_t count = s_drain (ranges, &pair, pieces, 64);
+    cr_assert_eq (count, 20);
+    s_assert_cover (pieces, count, NULL, 0, lo, hi);
+    for (size_t index = 2; index < count; index++)
+        cr_assert_eq (pieces [index].lo, pieces [index - 2].hi + 1,
+                      "piece %zu does not follow its lane's last", index);
+    cr_assert_eq (pieces [0].lo, lo);
+    cr_assert_eq (pieces [1].lo, lo + 100);     //  the second lane: the middle
+    pz_ranges_destroy (&ranges);
+
+    //  Below 10^15 the same range is cut in order: one lane.
+    ranges = pz_ranges_new (S_BASE, 100000, 10, 64);
+    for (int thread = 0; thread < 2; thread++)
+        pz_ranges_seen (ranges, (const uint8_t *) &thread, sizeof thread, zclock_mono ());
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', 1000, 1199);
+    count = s_drain (ranges, &pair, pieces, 64);
+    cr_assert_eq (count, 20);
+    for (size_t index = 1; index < count; index++)
+        cr_assert_eq (pieces [index].lo, pieces [index - 1].hi + 1);
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+}
+
+Test (ranges, lanes_skip_restored_pieces, .timeout = 10)
+{
+    //  Three threads, pieces done before a restart scattered over the range
+    //  (one across the lanes' boundary): every other number is cut once.
+    s_pair_t pair = s_pair_new ();
+    pz_ranges_t *ranges = pz_ranges_new (S_BASE, 100000, 10, 64);
+    for (int thread = 0; thread < 3; thread++)
+        pz_ranges_seen (ranges, (const uint8_t *) &thread, sizeof thread, zclock_mono ());
+    const int64_t lo = INT64_C (9223372036854775807) - 299, hi = INT64_MAX;
+    pz_ranges_keys_from (ranges, 5);
+    pz_ranges_add (ranges, 7, 'Q', lo, hi);
+    const int64_t spans [][2] = {
+        { lo + 140, lo + 169 }, { lo, lo + 9 }, { lo + 295, hi }, { lo + 61, lo + 64 }
+    };
+    for (size_t index = 0; index < 4; index++)
+        cr_assert_not (pz_ranges_restore_piece (ranges, 7, spans [index][0],
+                                                spans [index][1], 0));
+    s_piece_t pieces [64];
+    size_t count = s_drain (ranges, &pair, pieces, 64);
+    s_assert_cover (pieces, count, spans, 4, lo, hi);
     pz_ranges_destroy (&ranges);
     s_pair_destroy (&pair);
 }

@@ -51,7 +51,7 @@
 //  more than testing the presieve's survivors (measured: docs/PERFORMANCE.md).
 #define S_NARROW        128
 //  pz_sieve_next keeps an iterator from this lo up.
-#define S_CONTINUE_FROM UINT64_C (1000000000000000)
+#define S_CONTINUE_FROM ((uint64_t) PZ_SIEVE_CONTINUE_FROM)
 //  A run's iterator is told to stop this far past the piece (it sets up
 //  for the whole distance once, 2^31 and more cost the same near 10^18).
 #define S_AHEAD         (UINT64_C (1) << 40)

@@ -41,6 +41,9 @@
 //  Width of the blocks a Q piece's report counts one by one, so that the
 //  broker's audit can recount one (proto/PROTOCOL.md, "Audit").
 #define PZ_SIEVE_BLOCK      (INT64_C (1) << 15)
+//  From this lo up, pz_sieve_next carries one iterator across the pieces a
+//  thread gets (the broker cuts a range into lanes there: ranges.h).
+#define PZ_SIEVE_CONTINUE_FROM  INT64_C (1000000000000000)
 
 typedef enum {
     PZ_SIEVE_AUTO,              //  the cheaper of the two for the interval
