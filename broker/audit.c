@@ -133,6 +133,28 @@ pz_audit_check (pz_audit_t *self, const uint8_t *records, size_t count)
     return -1;
 }
 
+//  Re-tests a sample of a report's verdict bits.
+int64_t
+pz_audit_check_bits (pz_audit_t *self, const uint8_t *numbers,
+                     const uint8_t *bits, size_t count)
+{
+    assert (self && count <= PZ_RECORDS_MAX);
+    size_t samples = pz_audit_sample (self, count, self->indexes);
+    if (samples == 0)
+        return -1;
+    self->stats.reports++;
+    self->stats.records += samples;
+    for (size_t index = 0; index < samples; index++) {
+        size_t at = self->indexes [index];
+        if (pz_verdicts_get (bits, at)
+        !=  pz_prime_is_prime (pz_record_value (numbers + at * PZ_RECORD_SIZE))) {
+            self->stats.wrong++;
+            return (int64_t) at;
+        }
+    }
+    return -1;
+}
+
 //  Copies the counters.
 void
 pz_audit_stats (pz_audit_t *self, pz_audit_stats_t *stats)

@@ -981,8 +981,9 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_take_piece (self, request, worker, sender);
         return;
     }
+    size_t count = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_leases_check (self->leases, data, size, &lease);
+                     : pz_leases_check (self->leases, data, size, &lease, &count);
     //  A piece's id on a report of numbers: issued, but not for this.
     if (error == PZ_ERR_UNKNOWN_ID && pz_ranges_issued (self->ranges, pz_record_value (data)))
         error = PZ_ERR_MISMATCH;
@@ -994,7 +995,6 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ERROR, error);
         return;
     }
-    size_t count = size / PZ_RECORD_SIZE - 1;
     if (!lease) {
         //  Already published from an earlier report: acknowledge, so the
         //  worker moves on, but publish nothing.
@@ -1003,13 +1003,19 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ACK, (int64_t) count);
         return;
     }
+    //  The numbers are the dispatch's, the verdicts the report's bits.
+    const uint8_t *numbers = pz_lease_records (lease);
     s_item_t *first = s_find_waiting (self, 0, lease);
     if (!first) {
         //  The audit: a sample tested again before anything is published.
-        int64_t wrong = pz_audit_check (self->audit, data + PZ_RECORD_SIZE, count);
+        int64_t wrong = pz_audit_check_bits (self->audit, numbers,
+                                             data + PZ_RECORD_SIZE, count);
         if (wrong >= 0) {
-            s_cut_off (self, worker, sender, lease,
-                       data + (size_t) (1 + wrong) * PZ_RECORD_SIZE);
+            uint8_t record [PZ_RECORD_SIZE];
+            pz_record_encode (record, pz_verdicts_get (data + PZ_RECORD_SIZE, (size_t) wrong)
+                              ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE,
+                              pz_record_value (numbers + (size_t) wrong * PZ_RECORD_SIZE));
+            s_cut_off (self, worker, sender, lease, record);
             s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
             return;
         }
@@ -1021,11 +1027,10 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     if (first)
         return;
     data = pz_request_data (&item->request);    //  moved with the frames
-    //  Split the verdicts into one P and one C publication, order kept in
+    const uint8_t *bits = data + PZ_RECORD_SIZE;
+    //  Split the numbers into one P and one C publication, order kept in
     //  each, written straight into the messages' buffers: count, then fill.
-    size_t primes = 0;
-    for (size_t index = 1; index <= count; index++)
-        primes += pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_PRIME;
+    size_t primes = pz_verdicts_primes (bits, count);
     size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
     uint8_t *cursor [2] = { NULL, NULL };
     for (int which = 0; which < 2; which++)
@@ -1034,11 +1039,19 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
             zmq_msg_init_size (&item->publications [which], sizes [which] + PZ_TRAILER_SIZE);
             cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
         }
-    for (size_t index = 1; index <= count; index++) {
-        const uint8_t *record = data + index * PZ_RECORD_SIZE;
-        int which = pz_record_tag (record) == PZ_TAG_PRIME ? 0 : 1;
-        memcpy (cursor [which], record, PZ_RECORD_SIZE);
-        cursor [which] += PZ_RECORD_SIZE;
+    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
+        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
+                                                 * PZ_RECORD_SIZE);
+        size_t last = count - base < PZ_VERDICTS_PER_RECORD
+                    ? count - base : PZ_VERDICTS_PER_RECORD;
+        const uint8_t *record = numbers + base * PZ_RECORD_SIZE;
+        for (size_t index = 0; index < last; index++, record += PZ_RECORD_SIZE) {
+            int which = (int) (~word >> index) & 1;     //  0: P, 1: C
+            uint8_t *at = cursor [which];
+            memcpy (at, record, PZ_RECORD_SIZE);
+            at [0] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+            cursor [which] = at + PZ_RECORD_SIZE;
+        }
     }
     //  Sequence numbers in publication order: P first, then C.
     for (int which = 0; which < 2; which++)

@@ -37,7 +37,8 @@ static const bool s_tag_is_known [256] = {
     [PZ_TAG_NUMBER] = true, [PZ_TAG_PRIME] = true, [PZ_TAG_COMPOSITE] = true,
     [PZ_TAG_ACK] = true, [PZ_TAG_ERROR] = true, [PZ_TAG_ID] = true,
     [PZ_TAG_SEQ] = true, [PZ_TAG_TAG_SEQ] = true, [PZ_TAG_HISTORY] = true,
-    [PZ_TAG_CORRECTION] = true, [PZ_TAG_RANGE] = true, [PZ_TAG_RANGE_COUNT] = true
+    [PZ_TAG_CORRECTION] = true, [PZ_TAG_RANGE] = true, [PZ_TAG_RANGE_COUNT] = true,
+    [PZ_TAG_VERDICTS] = true
 };
 
 //  Returns true if tag is one of the tags defined by the protocol.
@@ -123,6 +124,64 @@ pz_error_str (int64_t code)
         case PZ_ERR_HALF_RANGE:   return "half a range: an R or Q record without its partner";
         case PZ_ERR_RANGE_ORDER:  return "a range whose lo is above its hi";
         case PZ_ERR_RANGE_NEGATIVE: return "a negative range bound";
+        case PZ_ERR_OLD_REPORT:   return "old report format: P/C records where a report of "
+                                         "numbers carries V verdict bits (protocol 3)";
         default:                  return "unknown error";
     }
+}
+
+//  Writes the V records of count verdicts.
+size_t
+pz_verdicts_encode (uint8_t *dest, const uint8_t *verdicts, size_t count)
+{
+    assert (dest && (verdicts || count == 0));
+    size_t records = pz_verdicts_records (count);
+    for (size_t record = 0; record < records; record++) {
+        size_t first = record * PZ_VERDICTS_PER_RECORD;
+        size_t last = first + PZ_VERDICTS_PER_RECORD < count
+                    ? first + PZ_VERDICTS_PER_RECORD : count;
+        uint64_t bits = 0;
+        for (size_t index = first; index < last; index++)
+            bits |= (uint64_t) (verdicts [index] != 0) << (index - first);
+        //  The record's value is the 64 bits as they are: encode bytes
+        //  directly, since converting to int64 is implementation-defined.
+        uint8_t *at = dest + record * PZ_RECORD_SIZE;
+        at [0] = (uint8_t) PZ_TAG_VERDICTS;
+        for (int index = 8; index >= 1; index--) {
+            at [index] = (uint8_t) (bits & 0xFF);
+            bits >>= 8;
+        }
+    }
+    return records * PZ_RECORD_SIZE;
+}
+
+//  Checks that V records carry exactly count verdicts.
+pz_error_t
+pz_verdicts_check (const uint8_t *records, size_t records_count, size_t count)
+{
+    if (records_count != pz_verdicts_records (count))
+        return PZ_ERR_MISMATCH;
+    size_t used = count % PZ_VERDICTS_PER_RECORD;
+    if (used > 0) {
+        uint64_t last = pz_verdicts_word (records + (records_count - 1) * PZ_RECORD_SIZE);
+        if (last >> used)
+            return PZ_ERR_MISMATCH;
+    }
+    return PZ_OK;
+}
+
+//  Counts the verdicts that say prime.
+size_t
+pz_verdicts_primes (const uint8_t *records, size_t count)
+{
+    size_t primes = 0;
+    size_t records_count = pz_verdicts_records (count);
+    for (size_t record = 0; record < records_count; record++) {
+        uint64_t bits = pz_verdicts_word (records + record * PZ_RECORD_SIZE);
+        while (bits) {
+            bits &= bits - 1;
+            primes++;
+        }
+    }
+    return primes;
 }
