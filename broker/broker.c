@@ -158,6 +158,8 @@ struct _pz_broker_t {
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
     int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X, R published
+    zhashx_t *topics;           //  prefixes sinks subscribe to (hex) -> itself
+    bool wanted [PZ_TAG_COUNT]; //  some topic is a prefix of N, P, C, X, R
     s_batch_t batches [S_BATCHES];  //  a ring: the batch written and waiting
                                 //  for its sync, if any, then the one
                                 //  being filled
@@ -358,6 +360,8 @@ pz_broker_new (const pz_broker_config_t *config)
                                   config->range_lease, config->range_inflight);
     self->recent = pz_recent_new ((size_t) config->recent_requests);
     self->workers = zhashx_new ();
+    self->topics = zhashx_new ();
+    assert (self->topics);
     assert (self->workers);
     zhashx_set_destructor (self->workers, s_worker_destroy);
     assert (config->audit >= 0 && config->audit <= 1 && config->ban_s >= 0);
@@ -484,6 +488,7 @@ pz_broker_destroy (pz_broker_t **self_p)
     pz_bans_destroy (&self->bans);
     pz_audit_destroy (&self->audit);
     zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->topics);
     pz_recent_destroy (&self->recent);
     pz_leases_destroy (&self->leases);
     pz_ranges_destroy (&self->ranges);
@@ -554,6 +559,25 @@ s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
     memcpy (data, records, size);
     pz_publication_trailer (data + size, self->next_seq++,
                             ++self->tag_seq [pz_publication_tag_index (tag)]);
+}
+
+//  Returns true if a publication of tag must be built: with a journal
+//  always (the journal and history hold every one), else while some sink
+//  subscribes to a prefix of it.
+static bool
+s_wanted (pz_broker_t *self, char tag)
+{
+    return self->journal || self->wanted [pz_publication_tag_index (tag)];
+}
+
+//  Numbers a publication of tag that is not built, because no sink
+//  subscribes to it and there is no journal: it takes its seq and tag-seq
+//  all the same, so the numbering is the same whoever listens.
+static void
+s_skip_publication (pz_broker_t *self, char tag)
+{
+    self->next_seq++;
+    ++self->tag_seq [pz_publication_tag_index (tag)];
 }
 
 //  Returns the batch being filled: the one after those waiting for sync.
@@ -803,12 +827,15 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
 {
     const uint8_t *data = pz_request_data (request);
     size_t size = pz_request_size (request);
+    uint32_t tags = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_record_check (data, size, "NIRQ");
+                     : pz_record_check_tags (data, size, "NIRQ", &tags);
     bool has_id = error == PZ_OK && pz_record_tag (data) == PZ_TAG_ID;
     size_t count = error == PZ_OK ? size / PZ_RECORD_SIZE - (has_id ? 1 : 0) : 0;
     size_t ranges = 0;
-    if (error == PZ_OK)
+    //  The ranges' own walk only when the first one saw an R or a Q.
+    if (error == PZ_OK && (tags & (pz_record_tag_bit (PZ_TAG_RANGE)
+                                 | pz_record_tag_bit (PZ_TAG_RANGE_COUNT))))
         error = pz_ranges_check_request (data + (has_id ? PZ_RECORD_SIZE : 0),
                                          count, &ranges);
     if (error != PZ_OK) {
@@ -840,8 +867,11 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     if (ranges > 0)
         s_take_ranges (self, item, records, count, ranges);
     else
+    if (s_wanted (self, PZ_TAG_NUMBER))
         s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
                              records, count);
+    else
+        s_skip_publication (self, PZ_TAG_NUMBER);
     s_current (self)->numbers += numbers;
     //  The request id goes with the ranges' entry when there are ranges, so
     //  that a retry is answered with the count of every record.
@@ -957,6 +987,55 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     worker->recent_count = 0;
 }
 
+//  Writes the count numbers at numbers (N records) into the P publication
+//  at cursor [0] and the C one at cursor [1] by their verdict bits, order
+//  kept in each, moving the cursors past what was written.
+static void
+s_split_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
+                  uint8_t **cursor)
+{
+    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
+        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
+                                                 * PZ_RECORD_SIZE);
+        size_t last = count - base < PZ_VERDICTS_PER_RECORD
+                    ? count - base : PZ_VERDICTS_PER_RECORD;
+        const uint8_t *record = numbers + base * PZ_RECORD_SIZE;
+        for (size_t index = 0; index < last; index++, record += PZ_RECORD_SIZE) {
+            int which = (int) (~word >> index) & 1;     //  0: P, 1: C
+            uint8_t *at = cursor [which];
+            memcpy (at, record, PZ_RECORD_SIZE);
+            at [0] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+            cursor [which] = at + PZ_RECORD_SIZE;
+        }
+    }
+}
+
+//  Writes only the numbers of one verdict (which: 0 P, 1 C) into the
+//  publication at cursor [which]: the other half is not built.
+static void
+s_gather_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
+                   int which, uint8_t **cursor)
+{
+    char tag = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
+        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
+                                                 * PZ_RECORD_SIZE);
+        if (which)
+            word = ~word;
+        size_t last = count - base < PZ_VERDICTS_PER_RECORD
+                    ? count - base : PZ_VERDICTS_PER_RECORD;
+        if (last < PZ_VERDICTS_PER_RECORD)
+            word &= (UINT64_C (1) << last) - 1;
+        for (size_t index = 0; word >> index; index++)
+            if ((word >> index) & 1) {
+                uint8_t *at = cursor [which];
+                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
+                at [0] = (uint8_t) tag;
+                cursor [which] = at + PZ_RECORD_SIZE;
+            }
+    }
+}
+
 //  Takes one worker report into the batch, or answers it at once.
 
 static void
@@ -1032,32 +1111,29 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     //  each, written straight into the messages' buffers: count, then fill.
     size_t primes = pz_verdicts_primes (bits, count);
     size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
+    //  A half no sink subscribes to is numbered, not built (no journal).
+    bool build [2] = { sizes [0] > 0 && s_wanted (self, PZ_TAG_PRIME),
+                       sizes [1] > 0 && s_wanted (self, PZ_TAG_COMPOSITE) };
     uint8_t *cursor [2] = { NULL, NULL };
     for (int which = 0; which < 2; which++)
-        if (sizes [which] > 0) {
+        if (build [which]) {
             zmq_msg_close (&item->publications [which]);
             zmq_msg_init_size (&item->publications [which], sizes [which] + PZ_TRAILER_SIZE);
             cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
         }
-    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
-        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
-                                                 * PZ_RECORD_SIZE);
-        size_t last = count - base < PZ_VERDICTS_PER_RECORD
-                    ? count - base : PZ_VERDICTS_PER_RECORD;
-        const uint8_t *record = numbers + base * PZ_RECORD_SIZE;
-        for (size_t index = 0; index < last; index++, record += PZ_RECORD_SIZE) {
-            int which = (int) (~word >> index) & 1;     //  0: P, 1: C
-            uint8_t *at = cursor [which];
-            memcpy (at, record, PZ_RECORD_SIZE);
-            at [0] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
-            cursor [which] = at + PZ_RECORD_SIZE;
-        }
-    }
+    if (build [0] && build [1])
+        s_split_verdicts (numbers, bits, count, cursor);
+    else
+    if (build [0] || build [1])
+        s_gather_verdicts (numbers, bits, count, build [0] ? 0 : 1, cursor);
     //  Sequence numbers in publication order: P first, then C.
     for (int which = 0; which < 2; which++)
-        if (sizes [which] > 0)
+        if (build [which])
             pz_publication_trailer (cursor [which], self->next_seq++,
                                     ++self->tag_seq [which + 1]);
+        else
+        if (sizes [which] > 0)
+            s_skip_publication (self, which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME);
     if (self->journal) {
         size_t covers_count;
         const int64_t *covers = pz_lease_covers (lease, &covers_count);
@@ -1068,7 +1144,6 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
             sizes [1] ? sizes [1] + PZ_TRAILER_SIZE : 0);
     }
 }
-
 
 //  --------------------------------------------------------------------------
 //  Publishes a built publication. XPUB never blocks: a sink that cannot
@@ -1141,12 +1216,15 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     if (item->kind == S_ACCEPT) {
         const uint8_t *data = pz_request_data (&item->request);
         const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
-        //  The N records, gathered in the publication (before it is sent).
+        //  The N records: gathered in the publication (before it is sent),
+        //  or the request's own when it holds no range and no sink wanted
+        //  its publication.
         size_t numbers = item->count - 2 * item->ranges;
+        const uint8_t *gathered = zmq_msg_size (&item->publications [0]) > 0
+                                ? (const uint8_t *) zmq_msg_data (&item->publications [0])
+                                : records;
         if (numbers > 0)
-            pz_leases_add (self->leases,
-                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
-                           numbers, item->seq, now_ms);
+            pz_leases_add (self->leases, gathered, numbers, item->seq, now_ms);
         if (item->ranges > 0)
             s_settle_ranges (self, item, records);
         if (item->request_id)       //  an id of 0 names nothing to remember
@@ -1437,6 +1515,37 @@ s_syncer (zsock_t *pipe, void *args)
 
 
 //  --------------------------------------------------------------------------
+//  Notes that a sink subscribed to a topic (a prefix), or that the last
+//  sink subscribed to it left, and works out again which published tags
+//  some topic is a prefix of. XPUB passes every subscription (verbose) but
+//  an unsubscription only when no subscriber of that topic is left, so a
+//  set of topics is exact.
+static void
+s_note_topic (pz_broker_t *self, bool subscribed, const uint8_t *topic, size_t size)
+{
+    char *key = (char *) malloc (2 * size + 1);
+    assert (key);
+    for (size_t index = 0; index < size; index++)
+        snprintf (key + 2 * index, 3, "%02x", topic [index]);
+    key [2 * size] = '\0';
+    if (subscribed)
+        zhashx_update (self->topics, key, self->topics);
+    else
+        zhashx_delete (self->topics, key);
+    free (key);
+    memset (self->wanted, 0, sizeof self->wanted);
+    for (void *item = zhashx_first (self->topics); item; item = zhashx_next (self->topics)) {
+        const char *name = (const char *) zhashx_cursor (self->topics);
+        unsigned first = 0;
+        bool empty = name [0] == '\0';
+        if (!empty)
+            sscanf (name, "%2x", &first);
+        for (int index = 0; index < PZ_TAG_COUNT; index++)
+            if (empty || first == (unsigned char) PZ_TAGS_PUBLISHED [index])
+                self->wanted [index] = true;
+    }
+}
+
 //  Reads subscription messages from the XPUB socket and logs them.
 
 static void
@@ -1451,6 +1560,8 @@ s_read_subscriptions (pz_broker_t *self)
         }
         const uint8_t *data = (const uint8_t *) zmq_msg_data (&message);
         size_t size = zmq_msg_size (&message);
+        if (size >= 1 && (data [0] == 0 || data [0] == 1))
+            s_note_topic (self, data [0] == 1, data + 1, size - 1);
         if (size >= 1 && data [0] == 1) {
             self->stats.subscriptions++;
             zsys_info ("broker: sink subscribed to '%.*s' (subscriptions: %" PRIu64 ")",

@@ -70,15 +70,26 @@ s_first_bad_record (const uint8_t *data, size_t records, uint32_t accepted_mask)
 
 //  Validates a frame: length, record count, then each record's tag.
 //  Returns PZ_OK or the first error found.
-//
-//  Every record of every message passes here, in three processes, so the
-//  loop over a valid frame has no branch per record: it gathers the tags
-//  seen as bits and looks at them once at the end. Only a frame with a
-//  problem is walked again, to name its first one.
 pz_error_t
 pz_record_check (const uint8_t *data, size_t size, const char *accepted)
 {
-    assert (accepted);
+    uint32_t tags;
+    return pz_record_check_tags (data, size, accepted, &tags);
+}
+
+//  Validates a frame and gives the set of tags it holds.
+//
+//  Every record of every message passes here, in three processes, so the
+//  loop over a valid frame has no branch per record: it gathers the tags
+//  seen as bits and looks at them once at the end (they are the set the
+//  caller gets). Only a frame with a problem is walked again, to name its
+//  first one.
+pz_error_t
+pz_record_check_tags (const uint8_t *data, size_t size, const char *accepted,
+                      uint32_t *tags_p)
+{
+    assert (accepted && tags_p);
+    *tags_p = 0;
     if (size == 0 || size % PZ_RECORD_SIZE != 0)
         return PZ_ERR_LENGTH;
     assert (data);
@@ -99,8 +110,10 @@ pz_record_check (const uint8_t *data, size_t size, const char *accepted)
     }
     uint32_t first = s_tag_bit (pz_record_tag (data));
     bool first_ok = (first & accepted_mask) && (first != id_bit || records > 1);
-    if (first_ok && (rest & ~(accepted_mask & ~id_bit)) == 0)
+    if (first_ok && (rest & ~(accepted_mask & ~id_bit)) == 0) {
+        *tags_p = first | rest;
         return PZ_OK;
+    }
     return s_first_bad_record (data, records, accepted_mask);
 }
 

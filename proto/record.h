@@ -176,6 +176,21 @@ size_t
 pz_error_t
     pz_record_check (const uint8_t *data, size_t size, const char *accepted);
 
+//  Validates a frame as pz_record_check does, and on PZ_OK sets *tags_p to
+//  the set of tags it holds: bit (tag - 'A') for each tag present, so that
+//  a caller can tell from the one walk whether a tag occurs at all.
+pz_error_t
+    pz_record_check_tags (const uint8_t *data, size_t size, const char *accepted,
+                          uint32_t *tags_p);
+
+//  Returns the bit of tag in the sets pz_record_check_tags gives.
+static inline uint32_t
+pz_record_tag_bit (char tag)
+{
+    unsigned offset = (unsigned char) tag - 'A';
+    return offset < 26 ? UINT32_C (1) << offset : 0;
+}
+
 //  Returns true if tag is one of the tags defined by the protocol.
 bool
     pz_record_tag_known (char tag);

@@ -515,6 +515,72 @@ Test (broker, only_the_first_report_is_published, .timeout = 20)
     s_rig_destroy (&rig);
 }
 
+//  Receives one publication on sub and checks its tag, seq, tag-seq and
+//  values.
+static void
+s_expect_numbered (zsock_t *sub, char tag, int64_t seq, int64_t tag_seq,
+                   const int64_t *values, size_t count)
+{
+    static uint8_t frame [PZ_PUBLICATION_MAX];
+    size_t size = s_receive (sub, frame, sizeof frame);
+    cr_assert_gt (size, 0, "no %c publication (S %ld expected)", tag, (long) seq);
+    pz_publication_t publication;
+    cr_assert_eq (pz_publication_parse (frame, size, &publication), PZ_OK);
+    cr_assert (publication.tag == tag && publication.seq == seq
+               && publication.tag_seq == tag_seq && publication.count == count,
+               "expected %c S %ld T %ld (%zu), got %c S %ld T %ld (%zu)", tag, (long) seq,
+               (long) tag_seq, count, publication.tag, (long) publication.seq,
+               (long) publication.tag_seq, publication.count);
+    for (size_t index = 0; index < count; index++)
+        cr_assert_eq (pz_record_value (publication.records + index * PZ_RECORD_SIZE),
+                      values [index]);
+}
+
+//  Without a journal, a publication of a tag no sink subscribes to is not
+//  built or sent, but it takes its seq and tag-seq all the same: a sink
+//  sees the same numbering whoever else listens, and one that subscribes
+//  later sees its tag's T go on from where it stands.
+Test (broker, unsubscribed_tags_are_numbered_not_sent, .timeout = 20)
+{
+    s_rig_t *rig = s_rig_new (5000, 1000, 1000, true);
+    zsock_t *primes = zsock_new (ZMQ_SUB);
+    zsock_set_rcvtimeo (primes, 2000);
+    zsock_set_linger (primes, 0);
+    zsock_set_subscribe (primes, "P");
+    cr_assert_eq (zsock_connect (primes, "%s", rig->endpoints [1]), 0);
+    while (s_stats (rig).subscriptions < 2)
+        zclock_sleep (10);
+    //  The rig's SUB leaves: only P is subscribed to now.
+    zsock_set_unsubscribe (rig->sub, "");
+    zclock_sleep (300);         //  the broker reads subscriptions every 50 ms
+
+    int64_t numbers [] = { 7, 8, 11, 12 };
+    s_expect (rig->source, "NNNN", numbers, 'A', 4);        //  N: S 1, not sent
+    int64_t id = s_pull_dispatch (rig, numbers, 4);
+    s_expect_report (rig->report, id, "PCPC", 'A', 4);      //  P: S 2; C: S 3, not sent
+    int64_t two_primes [] = { 7, 11 };
+    s_expect_numbered (primes, 'P', 2, 1, two_primes, 2);
+    cr_assert_eq (s_stats (rig).published, 1);
+
+    //  A sink subscribes to C: from now on C is sent, numbered on.
+    zsock_set_subscribe (rig->sub, "C");
+    zclock_sleep (300);
+    int64_t more [] = { 13, 14 };
+    s_expect (rig->source, "NN", more, 'A', 2);             //  N: S 4, not sent
+    id = s_pull_dispatch (rig, more, 2);
+    s_expect_report (rig->report, id, "PC", 'A', 2);        //  P: S 5; C: S 6
+    int64_t prime [] = { 13 }, composite [] = { 14 };
+    s_expect_numbered (primes, 'P', 5, 2, prime, 1);
+    s_expect_numbered (rig->sub, 'C', 6, 2, composite, 1);
+    s_expect_silence (rig->sub, 200, "an unsubscribed tag was sent");
+    pz_broker_stats_t stats = s_stats (rig);
+    cr_assert_eq (stats.published, 3);
+    cr_assert_eq (stats.results, 6);
+    cr_assert_eq (stats.inflight, 0);
+    zsock_destroy (&primes);
+    s_rig_destroy (&rig);
+}
+
 //  Reports that do not match their dispatch, or name none, get their codes
 //  and leave the dispatch outstanding.
 Test (broker, bad_reports_get_errors_and_change_nothing, .timeout = 20)

@@ -152,6 +152,30 @@ Test (record, knows_its_tags_and_describes_errors, .timeout = 5)
 
 //  Found with fuzz/fuzz_sink.c: a sink adds one to a publication's seq and
 //  tag-seq, so 2^63 - 1 is refused (proto/PROTOCOL.md, "Sequence numbers").
+//  The one walk of a valid frame also gives the set of its tags; a frame
+//  with an error gives none.
+Test (record, check_gives_the_tags_a_frame_holds, .timeout = 5)
+{
+    uint8_t frame [8 * PZ_RECORD_SIZE];
+    int64_t values [] = { 1, 2, 3, 4, 5, 6 };
+    uint32_t tags = 99;
+    size_t size = s_frame (frame, "INNRRN", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_OK);
+    cr_assert_eq (tags, pz_record_tag_bit ('I') | pz_record_tag_bit ('N')
+                        | pz_record_tag_bit ('R'));
+    size = s_frame (frame, "NNN", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_OK);
+    cr_assert_eq (tags, pz_record_tag_bit ('N'));
+    cr_assert_eq (tags & (pz_record_tag_bit ('R') | pz_record_tag_bit ('Q')), 0);
+    size = s_frame (frame, "NP", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_ERR_TAG_REFUSED);
+    cr_assert_eq (tags, 0);
+    cr_assert_eq (pz_record_tag_bit ('A'), 1);
+    cr_assert_eq (pz_record_tag_bit ('Z'), UINT32_C (1) << 25);
+    cr_assert_eq (pz_record_tag_bit ('a'), 0);
+    cr_assert_eq (pz_record_tag_bit ('\0'), 0);
+}
+
 //  Verdict bits (protocol 3): bit i % 64, least significant first, of V
 //  record i / 64, 1 = prime; checked against bytes written out by hand.
 Test (record, encodes_verdict_bits_by_hand, .timeout = 5)
