@@ -1026,7 +1026,7 @@ s_gather_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
                     ? count - base : PZ_VERDICTS_PER_RECORD;
         if (last < PZ_VERDICTS_PER_RECORD)
             word &= (UINT64_C (1) << last) - 1;
-        for (size_t index = 0; word >> index; index++)
+        for (size_t index = 0; index < last && word >> index; index++)
             if ((word >> index) & 1) {
                 uint8_t *at = cursor [which];
                 memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE, PZ_RECORD_SIZE);

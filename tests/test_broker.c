@@ -573,9 +573,32 @@ Test (broker, unsubscribed_tags_are_numbered_not_sent, .timeout = 20)
     s_expect_numbered (primes, 'P', 5, 2, prime, 1);
     s_expect_numbered (rig->sub, 'C', 6, 2, composite, 1);
     s_expect_silence (rig->sub, 200, "an unsubscribed tag was sent");
+
+    //  Only C subscribed, and a report of 130 composites: whole words of
+    //  64 set bits, the last one short.
+    zsock_set_unsubscribe (primes, "P");
+    zclock_sleep (300);
+    int64_t evens [130];
+    uint8_t frame [130 * PZ_RECORD_SIZE];
+    for (size_t index = 0; index < 130; index++) {
+        evens [index] = 1000 + 2 * (int64_t) index;
+        pz_record_encode (frame + index * PZ_RECORD_SIZE, 'N', evens [index]);
+    }
+    cr_assert_eq (zmq_send (zsock_resolve (rig->source), frame, sizeof frame, 0),
+                  (int) sizeof frame);
+    uint8_t reply [PZ_RECORD_SIZE];
+    cr_assert_eq (zmq_recv (zsock_resolve (rig->source), reply, sizeof reply, 0),
+                  PZ_RECORD_SIZE);
+    cr_assert_eq (pz_record_value (reply), 130);
+    id = s_pull_dispatch (rig, evens, 130);                 //  N: S 7, not sent
+    static char composites [131];
+    memset (composites, 'C', 130);
+    s_expect_report (rig->report, id, composites, 'A', 130);    //  C: S 8
+    s_expect_numbered (rig->sub, 'C', 8, 3, evens, 130);
+    s_expect_silence (primes, 200, "an unsubscribed tag was sent");
     pz_broker_stats_t stats = s_stats (rig);
-    cr_assert_eq (stats.published, 3);
-    cr_assert_eq (stats.results, 6);
+    cr_assert_eq (stats.published, 4);
+    cr_assert_eq (stats.results, 136);
     cr_assert_eq (stats.inflight, 0);
     zsock_destroy (&primes);
     s_rig_destroy (&rig);
