@@ -78,6 +78,19 @@ s_compare (const void *left, const void *right)
     return (a > b) - (a < b);
 }
 
+//  Sorts count indexes ascending by insertion: for the few of a sample.
+static void
+s_insertion_sort (size_t *indexes, size_t count)
+{
+    for (size_t next = 1; next < count; next++) {
+        size_t value = indexes [next];
+        size_t at = next;
+        for (; at > 0 && indexes [at - 1] > value; at--)
+            indexes [at] = indexes [at - 1];
+        indexes [at] = value;
+    }
+}
+
 //  Picks the records to re-test.
 size_t
 pz_audit_sample (pz_audit_t *self, size_t count, size_t *indexes)
@@ -102,7 +115,12 @@ pz_audit_sample (pz_audit_t *self, size_t count, size_t *indexes)
         samples = count;
     for (size_t index = 0; index < samples; index++)
         indexes [index] = (size_t) (s_next (self) % count);
-    qsort (indexes, samples, sizeof (size_t), s_compare);
+    //  A few picks (about 10 of a report of 1024 at the default): sorted
+    //  in place by insertion, which beats qsort's setup at that size.
+    if (samples <= 32)
+        s_insertion_sort (indexes, samples);
+    else
+        qsort (indexes, samples, sizeof (size_t), s_compare);
     return samples;
 }
 

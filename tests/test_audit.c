@@ -87,6 +87,25 @@ Test (audit, checks_verdict_bits_against_the_numbers, .timeout = 30)
     pz_audit_destroy (&some);
 }
 
+//  Picks come back in ascending order whatever their number: a few
+//  (sorted by insertion) or many (by qsort).
+Test (audit, picks_are_in_ascending_order, .timeout = 10)
+{
+    static size_t indexes [PZ_RECORDS_MAX];
+    double fractions [] = { 0.002, 0.005, 0.0078, 0.01, 0.05, 0.5 };
+    for (size_t which = 0; which < sizeof fractions / sizeof fractions [0]; which++) {
+        pz_audit_t *audit = pz_audit_new (fractions [which], 11 + which);
+        for (int round = 0; round < 200; round++) {
+            size_t picked = pz_audit_sample (audit, PZ_RECORDS_MAX, indexes);
+            cr_assert_geq (picked, 1);
+            for (size_t index = 1; index < picked; index++)
+                cr_assert_geq (indexes [index], indexes [index - 1],
+                               "fraction %g, %zu picks", fractions [which], picked);
+        }
+        pz_audit_destroy (&audit);
+    }
+}
+
 //  The number of picks: none when off, all at 1, at least one otherwise.
 Test (audit, picks_none_when_off_all_at_one_and_at_least_one, .timeout = 10)
 {
