@@ -989,7 +989,9 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
 
 //  Writes the count numbers at numbers (N records) into the P publication
 //  at cursor [0] and the C one at cursor [1] by their verdict bits, order
-//  kept in each, moving the cursors past what was written.
+//  kept in each, moving the cursors past what was written; a NULL cursor
+//  is a half not built. A run of numbers with the same verdict is copied
+//  with one memcpy, then its tags set (runs of composites are long).
 static void
 s_split_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
                   uint8_t **cursor)
@@ -999,40 +1001,24 @@ s_split_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
                                                  * PZ_RECORD_SIZE);
         size_t last = count - base < PZ_VERDICTS_PER_RECORD
                     ? count - base : PZ_VERDICTS_PER_RECORD;
-        const uint8_t *record = numbers + base * PZ_RECORD_SIZE;
-        for (size_t index = 0; index < last; index++, record += PZ_RECORD_SIZE) {
-            int which = (int) (~word >> index) & 1;     //  0: P, 1: C
-            uint8_t *at = cursor [which];
-            memcpy (at, record, PZ_RECORD_SIZE);
-            at [0] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
-            cursor [which] = at + PZ_RECORD_SIZE;
-        }
-    }
-}
-
-//  Writes only the numbers of one verdict (which: 0 P, 1 C) into the
-//  publication at cursor [which]: the other half is not built.
-static void
-s_gather_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
-                   int which, uint8_t **cursor)
-{
-    char tag = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
-    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
-        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
-                                                 * PZ_RECORD_SIZE);
-        if (which)
-            word = ~word;
-        size_t last = count - base < PZ_VERDICTS_PER_RECORD
-                    ? count - base : PZ_VERDICTS_PER_RECORD;
-        if (last < PZ_VERDICTS_PER_RECORD)
-            word &= (UINT64_C (1) << last) - 1;
-        for (size_t index = 0; index < last && word >> index; index++)
-            if ((word >> index) & 1) {
+        size_t index = 0;
+        while (index < last) {
+            uint64_t prime = (word >> index) & 1;
+            size_t end = index + 1;
+            while (end < last && ((word >> end) & 1) == prime)
+                end++;
+            int which = prime ? 0 : 1;
+            if (cursor [which]) {
                 uint8_t *at = cursor [which];
-                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE, PZ_RECORD_SIZE);
-                at [0] = (uint8_t) tag;
-                cursor [which] = at + PZ_RECORD_SIZE;
+                size_t length = end - index;
+                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE,
+                        length * PZ_RECORD_SIZE);
+                for (size_t record = 0; record < length; record++)
+                    at [record * PZ_RECORD_SIZE] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+                cursor [which] = at + length * PZ_RECORD_SIZE;
             }
+            index = end;
+        }
     }
 }
 
@@ -1121,11 +1107,8 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
             zmq_msg_init_size (&item->publications [which], sizes [which] + PZ_TRAILER_SIZE);
             cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
         }
-    if (build [0] && build [1])
-        s_split_verdicts (numbers, bits, count, cursor);
-    else
     if (build [0] || build [1])
-        s_gather_verdicts (numbers, bits, count, build [0] ? 0 : 1, cursor);
+        s_split_verdicts (numbers, bits, count, cursor);
     //  Sequence numbers in publication order: P first, then C.
     for (int which = 0; which < 2; which++)
         if (build [which])
