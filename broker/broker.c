@@ -12,7 +12,10 @@
       2. reads a burst of source requests and of worker reports into the
          open batch; each accepted request and each first valid report gets
          its publications built, with sequence numbers, and appended to the
-         journal; anything refused is answered at once;
+         journal; anything refused is answered at once. A report carries
+         one verdict bit per number (protocol 3): its P and C publications
+         are built from the numbers of its dispatch. Without a journal, a
+         publication of a tag no sink subscribes to is numbered, not built;
       3. ends the batch: without a journal it is settled at once (step 4).
          With one it is written (one write) and handed to the syncer thread,
          which fdatasyncs off the loop; while a sync runs, the next turns
@@ -137,8 +140,10 @@ struct _pz_broker_t {
     char *journal_dir;          //  owned copy of config.journal_dir, or NULL
     zsock_t *source;            //  ROUTER: sources hand in N records
     zsock_t *publish;           //  XPUB: N, P and C publications to sinks
+                                //  (those of tags nobody subscribes to are
+                                //  not built, without a journal)
     zsock_t *dispatch;          //  PUSH: I + N messages to workers
-    zsock_t *results;           //  ROUTER: workers report I + P/C records
+    zsock_t *results;           //  ROUTER: workers report I + V verdict bits
     pz_history_shared_t shared; //  what the history thread reads
     zactor_t *history;          //  the history endpoint, in its own thread
     zactor_t *zap;              //  the ZAP handler, with CURVE; else NULL
