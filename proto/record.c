@@ -45,7 +45,7 @@ static const bool s_tag_is_known [256] = {
 //  byte outside 'A'..'Z' has bit 31, which no set of tags holds: so the
 //  walk over a frame's records is one load and an OR per record.
 #define S_BIT(byte)     ((byte) >= 'A' && (byte) <= 'Z' \
-                        ? UINT32_C (1) << ((byte) - 'A') : UINT32_C (1) << 31)
+                        ? UINT32_C (1) << (((byte) - 'A') & 31) : UINT32_C (1) << 31)
 #define S_ROW(row)      S_BIT (16 * (row) + 0),  S_BIT (16 * (row) + 1),  \
                         S_BIT (16 * (row) + 2),  S_BIT (16 * (row) + 3),  \
                         S_BIT (16 * (row) + 4),  S_BIT (16 * (row) + 5),  \
