@@ -65,6 +65,13 @@ size_t
 int64_t
     pz_audit_check (pz_audit_t *self, const uint8_t *records, size_t count);
 
+//  Re-tests a sample of a report of count numbers given as verdict bits
+//  (the V records after its I record) against the dispatch's N records at
+//  numbers. Returns the index of the first wrong verdict found, or -1.
+int64_t
+    pz_audit_check_bits (pz_audit_t *self, const uint8_t *numbers,
+                         const uint8_t *bits, size_t count);
+
 //  Returns true if tag (P or C) is the right verdict for value.
 bool
     pz_audit_verdict_right (char tag, int64_t value);

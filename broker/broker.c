@@ -12,7 +12,10 @@
       2. reads a burst of source requests and of worker reports into the
          open batch; each accepted request and each first valid report gets
          its publications built, with sequence numbers, and appended to the
-         journal; anything refused is answered at once;
+         journal; anything refused is answered at once. A report carries
+         one verdict bit per number (protocol 3): its P and C publications
+         are built from the numbers of its dispatch. Without a journal, a
+         publication of a tag no sink subscribes to is numbered, not built;
       3. ends the batch: without a journal it is settled at once (step 4).
          With one it is written (one write) at once, and the syncer thread
          fdatasyncs off the loop: a sync covers every batch written before
@@ -139,8 +142,10 @@ struct _pz_broker_t {
     char *journal_dir;          //  owned copy of config.journal_dir, or NULL
     zsock_t *source;            //  ROUTER: sources hand in N records
     zsock_t *publish;           //  XPUB: N, P and C publications to sinks
+                                //  (those of tags nobody subscribes to are
+                                //  not built, without a journal)
     zsock_t *dispatch;          //  PUSH: I + N messages to workers
-    zsock_t *results;           //  ROUTER: workers report I + P/C records
+    zsock_t *results;           //  ROUTER: workers report I + V verdict bits
     pz_history_shared_t shared; //  what the history thread reads
     zactor_t *history;          //  the history endpoint, in its own thread
     zactor_t *zap;              //  the ZAP handler, with CURVE; else NULL
@@ -160,6 +165,8 @@ struct _pz_broker_t {
     int64_t next_seq;           //  sequence number of the next publication
     int64_t first_seq;          //  next_seq when this process started
     int64_t tag_seq [PZ_TAG_COUNT]; //  last tag-seq of N, P, C, X, R published
+    zhashx_t *topics;           //  prefixes sinks subscribe to (hex) -> itself
+    bool wanted [PZ_TAG_COUNT]; //  some topic is a prefix of N, P, C, X, R
     s_batch_t batches [S_BATCHES];  //  a ring: the batches written and waiting
                                 //  for a sync, oldest first, then the one
                                 //  being filled
@@ -361,6 +368,8 @@ pz_broker_new (const pz_broker_config_t *config)
                                   config->range_lease, config->range_inflight);
     self->recent = pz_recent_new ((size_t) config->recent_requests);
     self->workers = zhashx_new ();
+    self->topics = zhashx_new ();
+    assert (self->topics);
     assert (self->workers);
     zhashx_set_destructor (self->workers, s_worker_destroy);
     assert (config->audit >= 0 && config->audit <= 1 && config->ban_s >= 0);
@@ -487,6 +496,7 @@ pz_broker_destroy (pz_broker_t **self_p)
     pz_bans_destroy (&self->bans);
     pz_audit_destroy (&self->audit);
     zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->topics);
     pz_recent_destroy (&self->recent);
     pz_leases_destroy (&self->leases);
     pz_ranges_destroy (&self->ranges);
@@ -557,6 +567,25 @@ s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
     memcpy (data, records, size);
     pz_publication_trailer (data + size, self->next_seq++,
                             ++self->tag_seq [pz_publication_tag_index (tag)]);
+}
+
+//  Returns true if a publication of tag must be built: with a journal
+//  always (the journal and history hold every one), else while some sink
+//  subscribes to a prefix of it.
+static bool
+s_wanted (pz_broker_t *self, char tag)
+{
+    return self->journal || self->wanted [pz_publication_tag_index (tag)];
+}
+
+//  Numbers a publication of tag that is not built, because no sink
+//  subscribes to it and there is no journal: it takes its seq and tag-seq
+//  all the same, so the numbering is the same whoever listens.
+static void
+s_skip_publication (pz_broker_t *self, char tag)
+{
+    self->next_seq++;
+    ++self->tag_seq [pz_publication_tag_index (tag)];
 }
 
 //  Returns the batch being filled: the one after those waiting for sync.
@@ -868,12 +897,15 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
 {
     const uint8_t *data = pz_request_data (request);
     size_t size = pz_request_size (request);
+    uint32_t tags = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_record_check (data, size, "NIRQ");
+                     : pz_record_check_tags (data, size, "NIRQ", &tags);
     bool has_id = error == PZ_OK && pz_record_tag (data) == PZ_TAG_ID;
     size_t count = error == PZ_OK ? size / PZ_RECORD_SIZE - (has_id ? 1 : 0) : 0;
     size_t ranges = 0;
-    if (error == PZ_OK)
+    //  The ranges' own walk only when the first one saw an R or a Q.
+    if (error == PZ_OK && (tags & (pz_record_tag_bit (PZ_TAG_RANGE)
+                                 | pz_record_tag_bit (PZ_TAG_RANGE_COUNT))))
         error = pz_ranges_check_request (data + (has_id ? PZ_RECORD_SIZE : 0),
                                          count, &ranges);
     if (error != PZ_OK) {
@@ -905,8 +937,11 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     if (ranges > 0)
         s_take_ranges (self, item, records, count, ranges);
     else
+    if (s_wanted (self, PZ_TAG_NUMBER))
         s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
                              records, count);
+    else
+        s_skip_publication (self, PZ_TAG_NUMBER);
     s_current (self)->numbers += numbers;
     //  The request id goes with the ranges' entry when there are ranges, so
     //  that a retry is answered with the count of every record.
@@ -1024,6 +1059,41 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     worker->recent_count = 0;
 }
 
+//  Writes the count numbers at numbers (N records) into the P publication
+//  at cursor [0] and the C one at cursor [1] by their verdict bits, order
+//  kept in each, moving the cursors past what was written; a NULL cursor
+//  is a half not built. A run of numbers with the same verdict is copied
+//  with one memcpy, then its tags set (runs of composites are long).
+static void
+s_split_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
+                  uint8_t **cursor)
+{
+    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
+        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
+                                                 * PZ_RECORD_SIZE);
+        size_t last = count - base < PZ_VERDICTS_PER_RECORD
+                    ? count - base : PZ_VERDICTS_PER_RECORD;
+        size_t index = 0;
+        while (index < last) {
+            uint64_t prime = (word >> index) & 1;
+            size_t end = index + 1;
+            while (end < last && ((word >> end) & 1) == prime)
+                end++;
+            int which = prime ? 0 : 1;
+            if (cursor [which]) {
+                uint8_t *at = cursor [which];
+                size_t length = end - index;
+                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE,
+                        length * PZ_RECORD_SIZE);
+                for (size_t record = 0; record < length; record++)
+                    at [record * PZ_RECORD_SIZE] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+                cursor [which] = at + length * PZ_RECORD_SIZE;
+            }
+            index = end;
+        }
+    }
+}
+
 //  Takes one worker report into the batch, or answers it at once.
 
 static void
@@ -1048,8 +1118,9 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_take_piece (self, request, worker, sender);
         return;
     }
+    size_t count = 0;
     pz_error_t error = request->error != PZ_OK ? request->error
-                     : pz_leases_check (self->leases, data, size, &lease);
+                     : pz_leases_check (self->leases, data, size, &lease, &count);
     //  A piece's id on a report of numbers: issued, but not for this.
     if (error == PZ_ERR_UNKNOWN_ID && pz_ranges_issued (self->ranges, pz_record_value (data)))
         error = PZ_ERR_MISMATCH;
@@ -1061,7 +1132,6 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ERROR, error);
         return;
     }
-    size_t count = size / PZ_RECORD_SIZE - 1;
     if (!lease) {
         //  Already published from an earlier report: acknowledge, so the
         //  worker moves on, but publish nothing.
@@ -1070,13 +1140,19 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ACK, (int64_t) count);
         return;
     }
+    //  The numbers are the dispatch's, the verdicts the report's bits.
+    const uint8_t *numbers = pz_lease_records (lease);
     s_item_t *first = s_find_waiting (self, 0, lease);
     if (!first) {
         //  The audit: a sample tested again before anything is published.
-        int64_t wrong = pz_audit_check (self->audit, data + PZ_RECORD_SIZE, count);
+        int64_t wrong = pz_audit_check_bits (self->audit, numbers,
+                                             data + PZ_RECORD_SIZE, count);
         if (wrong >= 0) {
-            s_cut_off (self, worker, sender, lease,
-                       data + (size_t) (1 + wrong) * PZ_RECORD_SIZE);
+            uint8_t record [PZ_RECORD_SIZE];
+            pz_record_encode (record, pz_verdicts_get (data + PZ_RECORD_SIZE, (size_t) wrong)
+                              ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE,
+                              pz_record_value (numbers + (size_t) wrong * PZ_RECORD_SIZE));
+            s_cut_off (self, worker, sender, lease, record);
             s_reply (self, request, self->results, PZ_TAG_ERROR, PZ_ERR_AUDIT);
             return;
         }
@@ -1088,30 +1164,31 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     if (first)
         return;
     data = pz_request_data (&item->request);    //  moved with the frames
-    //  Split the verdicts into one P and one C publication, order kept in
+    const uint8_t *bits = data + PZ_RECORD_SIZE;
+    //  Split the numbers into one P and one C publication, order kept in
     //  each, written straight into the messages' buffers: count, then fill.
-    size_t primes = 0;
-    for (size_t index = 1; index <= count; index++)
-        primes += pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_PRIME;
+    size_t primes = pz_verdicts_primes (bits, count);
     size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
+    //  A half no sink subscribes to is numbered, not built (no journal).
+    bool build [2] = { sizes [0] > 0 && s_wanted (self, PZ_TAG_PRIME),
+                       sizes [1] > 0 && s_wanted (self, PZ_TAG_COMPOSITE) };
     uint8_t *cursor [2] = { NULL, NULL };
     for (int which = 0; which < 2; which++)
-        if (sizes [which] > 0) {
+        if (build [which]) {
             zmq_msg_close (&item->publications [which]);
             zmq_msg_init_size (&item->publications [which], sizes [which] + PZ_TRAILER_SIZE);
             cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
         }
-    for (size_t index = 1; index <= count; index++) {
-        const uint8_t *record = data + index * PZ_RECORD_SIZE;
-        int which = pz_record_tag (record) == PZ_TAG_PRIME ? 0 : 1;
-        memcpy (cursor [which], record, PZ_RECORD_SIZE);
-        cursor [which] += PZ_RECORD_SIZE;
-    }
+    if (build [0] || build [1])
+        s_split_verdicts (numbers, bits, count, cursor);
     //  Sequence numbers in publication order: P first, then C.
     for (int which = 0; which < 2; which++)
-        if (sizes [which] > 0)
+        if (build [which])
             pz_publication_trailer (cursor [which], self->next_seq++,
                                     ++self->tag_seq [which + 1]);
+        else
+        if (sizes [which] > 0)
+            s_skip_publication (self, which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME);
     if (self->journal) {
         size_t covers_count;
         const int64_t *covers = pz_lease_covers (lease, &covers_count);
@@ -1122,7 +1199,6 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
             sizes [1] ? sizes [1] + PZ_TRAILER_SIZE : 0);
     }
 }
-
 
 //  --------------------------------------------------------------------------
 //  Publishes a built publication. XPUB never blocks: a sink that cannot
@@ -1195,12 +1271,15 @@ s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     if (item->kind == S_ACCEPT) {
         const uint8_t *data = pz_request_data (&item->request);
         const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
-        //  The N records, gathered in the publication (before it is sent).
+        //  The N records: gathered in the publication (before it is sent),
+        //  or the request's own when it holds no range and no sink wanted
+        //  its publication.
         size_t numbers = item->count - 2 * item->ranges;
+        const uint8_t *gathered = zmq_msg_size (&item->publications [0]) > 0
+                                ? (const uint8_t *) zmq_msg_data (&item->publications [0])
+                                : records;
         if (numbers > 0)
-            pz_leases_add (self->leases,
-                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
-                           numbers, item->seq, now_ms);
+            pz_leases_add (self->leases, gathered, numbers, item->seq, now_ms);
         if (item->ranges > 0)
             s_settle_ranges (self, item, records);
         if (item->request_id)       //  an id of 0 names nothing to remember
@@ -1493,6 +1572,37 @@ s_syncer (zsock_t *pipe, void *args)
 
 
 //  --------------------------------------------------------------------------
+//  Notes that a sink subscribed to a topic (a prefix), or that the last
+//  sink subscribed to it left, and works out again which published tags
+//  some topic is a prefix of. XPUB passes every subscription (verbose) but
+//  an unsubscription only when no subscriber of that topic is left, so a
+//  set of topics is exact.
+static void
+s_note_topic (pz_broker_t *self, bool subscribed, const uint8_t *topic, size_t size)
+{
+    char *key = (char *) malloc (2 * size + 1);
+    assert (key);
+    for (size_t index = 0; index < size; index++)
+        snprintf (key + 2 * index, 3, "%02x", topic [index]);
+    key [2 * size] = '\0';
+    if (subscribed)
+        zhashx_update (self->topics, key, self->topics);
+    else
+        zhashx_delete (self->topics, key);
+    free (key);
+    memset (self->wanted, 0, sizeof self->wanted);
+    for (void *item = zhashx_first (self->topics); item; item = zhashx_next (self->topics)) {
+        const char *name = (const char *) zhashx_cursor (self->topics);
+        unsigned first = 0;
+        bool empty = name [0] == '\0';
+        if (!empty)
+            sscanf (name, "%2x", &first);
+        for (int index = 0; index < PZ_TAG_COUNT; index++)
+            if (empty || first == (unsigned char) PZ_TAGS_PUBLISHED [index])
+                self->wanted [index] = true;
+    }
+}
+
 //  Reads subscription messages from the XPUB socket and logs them.
 
 static void
@@ -1507,6 +1617,8 @@ s_read_subscriptions (pz_broker_t *self)
         }
         const uint8_t *data = (const uint8_t *) zmq_msg_data (&message);
         size_t size = zmq_msg_size (&message);
+        if (size >= 1 && (data [0] == 0 || data [0] == 1))
+            s_note_topic (self, data [0] == 1, data + 1, size - 1);
         if (size >= 1 && data [0] == 1) {
             self->stats.subscriptions++;
             zsys_info ("broker: sink subscribed to '%.*s' (subscriptions: %" PRIu64 ")",

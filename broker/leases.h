@@ -7,7 +7,8 @@
     starts a new one otherwise; the open draft waits up to coalesce_ms for
     company before it may go. A pushed dispatch is leased for lease_ms; when
     the lease runs out it goes back to the front of the queue, same id, same
-    numbers, until the first valid report for it arrives.
+    numbers, until the first valid report for it arrives. A report carries
+    one verdict bit per number (V records): the values are the dispatch's.
 
     Each dispatch remembers the sequence numbers of the N publications its
     numbers came in (its covers), so that the journal can record which
@@ -78,12 +79,13 @@ void
 int64_t
     pz_leases_wake_ms (pz_leases_t *self, int64_t now_ms, bool draining);
 
-//  Checks a report (I <dispatch-id> + P/C records) against its dispatch.
-//  Returns PZ_OK with *lease_p the dispatch, or NULL if that dispatch was
-//  completed before (a duplicate); or the error code to answer with.
+//  Checks a report of numbers (I <dispatch-id> + V verdict records) against
+//  its dispatch. Returns PZ_OK with *lease_p the dispatch, or NULL if that
+//  dispatch was completed before (a duplicate), and *count_p its numbers;
+//  or the error code to answer with (E 15 for a report in the old format).
 pz_error_t
     pz_leases_check (pz_leases_t *self, const uint8_t *data, size_t size,
-                     pz_lease_t **lease_p);
+                     pz_lease_t **lease_p, size_t *count_p);
 
 //  Removes a reported dispatch and frees it.
 void
@@ -97,6 +99,11 @@ const int64_t *
 //  Returns the number of N records in a dispatch.
 size_t
     pz_lease_numbers (pz_lease_t *lease);
+
+//  Returns the dispatch's N records (pz_lease_numbers of them, in dispatch
+//  order, after its I record). The dispatch owns them.
+const uint8_t *
+    pz_lease_records (pz_lease_t *lease);
 
 //  Copies the counters into stats.
 void

@@ -13,14 +13,17 @@
       'N' len bytes         a source request body (any bytes)
       'R' len bytes         a worker report body (any bytes)
       'V' k bits flip       a report of the k-th dispatch pushed: its id and
-                            values, P or C by bits; flip != 0 changes a value
+                            a verdict bit per number (V records), from bits;
+                            flip != 0 sets a bit past its count or adds a V
+                            record
       'P' ms                time goes on ms, then push what is ready
       'X' ms                time goes on ms, then expire leases
 
     Checked: the leases hold exactly the numbers accepted and not yet
     reported; every dispatch pushed is I + 1..4096 N records that
     pz_record_check accepts; a report built from a dispatch is accepted
-    once (then a duplicate); an altered one is refused with code 7.
+    once (then a duplicate, counted by its numbers); an altered one is
+    refused with code 7; one in the old format (P/C records) with code 15.
     =========================================================================
 */
 #include "fuzz.h"
@@ -100,13 +103,17 @@ s_report (pz_leases_t *leases, const uint8_t *data, size_t size, uint64_t *held,
           bool *duplicate)
 {
     pz_lease_t *lease = NULL;
-    pz_error_t error = pz_leases_check (leases, data, size, &lease);
+    size_t count = 0;
+    pz_error_t error = pz_leases_check (leases, data, size, &lease, &count);
     PZ_FUZZ_CHECK (error >= PZ_OK && error <= PZ_ERR_MAX);
     *duplicate = error == PZ_OK && !lease;
     if (error != PZ_OK || !lease)
         return error;
-    size_t count = size / PZ_RECORD_SIZE - 1;
     PZ_FUZZ_CHECK (pz_lease_numbers (lease) == count);
+    PZ_FUZZ_CHECK (size / PZ_RECORD_SIZE - 1 == pz_verdicts_records (count));
+    const uint8_t *numbers = pz_lease_records (lease);
+    for (size_t index = 0; index < count; index++)
+        PZ_FUZZ_CHECK (pz_record_tag (numbers + index * PZ_RECORD_SIZE) == PZ_TAG_NUMBER);
     size_t covers_count;
     const int64_t *covers = pz_lease_covers (lease, &covers_count);
     PZ_FUZZ_CHECK (covers_count >= 1 && covers && covers_count <= count);
@@ -179,23 +186,41 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             uint8_t bits = pz_fuzz_byte (&input);
             uint8_t flip = pz_fuzz_byte (&input);
             s_dispatch_t *dispatch = &s_dispatches [(pushed - 1 - which) % S_DISPATCHES];
-            memcpy (body, dispatch->data, dispatch->size);
-            size_t records = dispatch->size / PZ_RECORD_SIZE;
-            for (size_t index = 1; index < records; index++)
-                body [index * PZ_RECORD_SIZE] = (bits >> (index % 8)) & 1
-                                              ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE;
-            if (flip)
-                body [(1 + flip % (records - 1)) * PZ_RECORD_SIZE + 8] ^= 1;
+            size_t count = dispatch->size / PZ_RECORD_SIZE - 1;
+            uint8_t verdicts [PZ_RECORDS_MAX];
+            for (size_t index = 0; index < count; index++)
+                verdicts [index] = (bits >> (index % 8)) & 1;
+            memcpy (body, dispatch->data, PZ_RECORD_SIZE);
+            size_t size = PZ_RECORD_SIZE + pz_verdicts_encode (body + PZ_RECORD_SIZE,
+                                                               verdicts, count);
+            if (flip && count % PZ_VERDICTS_PER_RECORD) {
+                //  A verdict past the last number.
+                size_t bit = count % PZ_VERDICTS_PER_RECORD
+                           + flip % (PZ_VERDICTS_PER_RECORD - count % PZ_VERDICTS_PER_RECORD);
+                body [size - 1 - bit / 8] |= (uint8_t) (1u << (bit % 8));
+            }
+            else
+            if (flip) {
+                pz_record_encode (body + size, PZ_TAG_VERDICTS, flip);
+                size += PZ_RECORD_SIZE;
+            }
             bool duplicate;
-            pz_error_t error = s_report (leases, body, dispatch->size, &held, &duplicate);
+            pz_error_t error = s_report (leases, body, size, &held, &duplicate);
             if (flip)
                 PZ_FUZZ_CHECK (error == PZ_ERR_MISMATCH || duplicate);
             else {
                 PZ_FUZZ_CHECK (error == PZ_OK);
                 //  Completed now, or by an earlier report: again is a duplicate.
-                PZ_FUZZ_CHECK (s_report (leases, body, dispatch->size, &held, &duplicate)
+                PZ_FUZZ_CHECK (s_report (leases, body, size, &held, &duplicate)
                                == PZ_OK && duplicate);
             }
+            //  The same dispatch echoed in the old format: always E 15.
+            memcpy (body, dispatch->data, dispatch->size);
+            for (size_t index = 1; index <= count; index++)
+                body [index * PZ_RECORD_SIZE] = verdicts [index - 1]
+                                              ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE;
+            PZ_FUZZ_CHECK (s_report (leases, body, dispatch->size, &held, &duplicate)
+                           == PZ_ERR_OLD_REPORT);
         }
         else
         if (event == 'P' || event == 'X') {

@@ -3,7 +3,7 @@
 
     Every message every PlayØMQ socket reads passes pz_record_check first.
     The first input byte and the input's length pick the set of tags the
-    endpoint accepts (each bit one tag of PZ_TAGS_KNOWN, "NPCAEISTHXRQ");
+    endpoint accepts (each bit one tag of PZ_TAGS_KNOWN, "NPCAEISTHXRQV");
     the rest is the frame. The answer is
     compared with a plain record-by-record walk of proto/PROTOCOL.md's rules
     (lowest-numbered check first), so the fast path's bit tricks must agree

@@ -50,7 +50,7 @@ def crc32c(data, crc=0):
     return crc ^ 0xFFFFFFFF
 
 
-TAGS_KNOWN = 'NPCAEISTHXRQ'
+TAGS_KNOWN = 'NPCAEISTHXRQV'
 
 
 def mask(accepted):

@@ -47,9 +47,11 @@
                                     //  primes are published; or a range's
                                     //  announcement (lo, hi, count)
 #define PZ_TAG_RANGE_COUNT  'Q'     //  a range bound of a range only counted
+#define PZ_TAG_VERDICTS     'V'     //  value = 64 verdict bits of a report of
+                                    //  numbers, bit i (LSB first) 1 = prime
 
 //  Every tag the protocol defines, for validation.
-#define PZ_TAGS_KNOWN       "NPCAEISTHXRQ"
+#define PZ_TAGS_KNOWN       "NPCAEISTHXRQV"
 
 //  Error codes carried in the value of an E record. Zero is never sent.
 typedef enum {
@@ -71,10 +73,17 @@ typedef enum {
     PZ_ERR_HALF_RANGE = 12,     //  an R or Q record not directly followed by a
                                 //  partner of the same tag (or last)
     PZ_ERR_RANGE_ORDER = 13,    //  a range whose lo is above its hi
-    PZ_ERR_RANGE_NEGATIVE = 14  //  a range bound below 0
+    PZ_ERR_RANGE_NEGATIVE = 14, //  a range bound below 0
+    PZ_ERR_OLD_REPORT = 15      //  a report of numbers in the old format: P/C
+                                //  records where V verdict bits belong
 } pz_error_t;
 
-#define PZ_ERR_MAX          14
+#define PZ_ERR_MAX          15
+
+//  Verdicts of a report of numbers: one bit per number dispatched, 64 to a
+//  V record, in dispatch order (number i is bit i % 64, least significant
+//  first, of V record i / 64; 1 = prime). Bits past the last number are 0.
+#define PZ_VERDICTS_PER_RECORD  64
 
 //  The three accessors are inline: they run once per record on every hop,
 //  and a call per record showed in the broker's profile.
@@ -115,6 +124,49 @@ pz_record_value (const uint8_t *src)
     return value;
 }
 
+//  Returns the number of V records that carry count verdicts.
+static inline size_t
+pz_verdicts_records (size_t count)
+{
+    return (count + PZ_VERDICTS_PER_RECORD - 1) / PZ_VERDICTS_PER_RECORD;
+}
+
+//  Returns the 64 verdict bits of the V record at src.
+static inline uint64_t
+pz_verdicts_word (const uint8_t *src)
+{
+    uint64_t bits = 0;
+    for (int index = 1; index <= 8; index++)
+        bits = (bits << 8) | src [index];
+    return bits;
+}
+
+//  Returns true if verdict index of the V records at records says prime.
+//  Reads the one byte that holds it (the value is big-endian).
+static inline bool
+pz_verdicts_get (const uint8_t *records, size_t index)
+{
+    size_t bit = index % PZ_VERDICTS_PER_RECORD;
+    return (records [(index / PZ_VERDICTS_PER_RECORD) * PZ_RECORD_SIZE + 8 - bit / 8]
+            >> (bit % 8)) & 1;
+}
+
+//  Writes the V records of count verdicts (verdicts [i] nonzero = prime)
+//  at dest, which has room for pz_verdicts_records (count) records.
+//  Returns the bytes written.
+size_t
+    pz_verdicts_encode (uint8_t *dest, const uint8_t *verdicts, size_t count);
+
+//  Checks that records V records (their tags checked already) carry count
+//  verdicts: as many records as count needs, no bit set past the last
+//  verdict. Returns PZ_OK or PZ_ERR_MISMATCH.
+pz_error_t
+    pz_verdicts_check (const uint8_t *records, size_t records_count, size_t count);
+
+//  Returns how many of the count verdicts at records say prime.
+size_t
+    pz_verdicts_primes (const uint8_t *records, size_t count);
+
 //  Validates a frame of size bytes: length, record count (a leading I
 //  record not counted), and every tag against accepted (a string of tag
 //  letters, e.g. "NI"). If accepted holds PZ_TAG_ID, an I record is allowed
@@ -123,6 +175,21 @@ pz_record_value (const uint8_t *src)
 //  codes: length, count, then record by record.
 pz_error_t
     pz_record_check (const uint8_t *data, size_t size, const char *accepted);
+
+//  Validates a frame as pz_record_check does, and on PZ_OK sets *tags_p to
+//  the set of tags it holds: bit (tag - 'A') for each tag present, so that
+//  a caller can tell from the one walk whether a tag occurs at all.
+pz_error_t
+    pz_record_check_tags (const uint8_t *data, size_t size, const char *accepted,
+                          uint32_t *tags_p);
+
+//  Returns the bit of tag in the sets pz_record_check_tags gives.
+static inline uint32_t
+pz_record_tag_bit (char tag)
+{
+    unsigned offset = (unsigned char) tag - 'A';
+    return offset < 26 ? UINT32_C (1) << offset : 0;
+}
 
 //  Returns true if tag is one of the tags defined by the protocol.
 bool

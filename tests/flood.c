@@ -86,7 +86,7 @@ s_send_kind (void *handle, int kind, uint64_t serial, uint8_t *scratch)
             break;
         case 8:                     //  a report of a dispatch that does not exist
             pz_record_encode (scratch, PZ_TAG_ID, (int64_t) (serial | 1));
-            pz_record_encode (scratch + PZ_RECORD_SIZE, PZ_TAG_PRIME, 4);
+            pz_record_encode (scratch + PZ_RECORD_SIZE, PZ_TAG_VERDICTS, 1);
             zmq_send (handle, scratch, 2 * PZ_RECORD_SIZE, 0);
             break;
         default:                    //  an id and then nothing

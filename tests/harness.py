@@ -360,6 +360,17 @@ def record_hex(tag, value):
     return (tag.encode() + (value & (2**64 - 1)).to_bytes(8, "big")).hex()
 
 
+def report_hex(dispatch_id, primes):
+    """A report of numbers (protocol 3) as a hex string: I dispatch_id, then
+    one verdict bit per number (primes: a list of bools, True = prime),
+    64 to a V record, bit i % 64 (least significant first) of record i // 64."""
+    out = record_hex("I", dispatch_id)
+    for start in range(0, len(primes), 64):
+        bits = sum(1 << i for i, p in enumerate(primes[start:start + 64]) if p)
+        out += (b"V" + bits.to_bytes(8, "big")).hex()
+    return out
+
+
 def private_endpoints(host="127.0.0.1"):
     """Five endpoints (a dict for Cluster.start_broker) on random free ports
     below the kernel's ephemeral range. Tests on this machine run

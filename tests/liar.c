@@ -7,9 +7,10 @@
                 [--reports N] [--seed S] [--count-lie block|sum]
 
     Pulls dispatches like playzmq-worker, tests every number with the same
-    exact test (prime.h), then flips the verdict of every Nth record it
-    reports (--lie-every, counted over all records; 1 = every record) or of
-    each record with probability P (--lie-rate), and sends the report on a
+    exact test (prime.h), then flips the verdict of every Nth number it
+    reports (--lie-every, counted over all numbers; 1 = every number) or of
+    each number with probability P (--lie-rate), and sends the report (one
+    verdict bit per number, protocol 3) on a
     REQ socket, one at a time. Unlike playzmq-worker it does not stop when
     the broker refuses it (E 11): it goes on, as a malicious peer would,
     until --reports reports were sent, SIGTERM, or 10 s without a dispatch.
@@ -156,6 +157,7 @@ main (int argc, char *argv [])
         for (size_t index = 0; index < count; index++)
             values [index] = pz_record_value (data + (index + 1) * PZ_RECORD_SIZE);
         pz_prime_check (values, verdicts, count);
+        //  The report (protocol 3): the I record, then the verdict bits.
         memcpy (report, data, PZ_RECORD_SIZE);
         for (size_t index = 0; index < count; index++) {
             bool lie = false;
@@ -166,13 +168,12 @@ main (int argc, char *argv [])
                 state = state * 6364136223846793005ULL + 1442695040888963407ULL;
                 lie = lie || (double) (state >> 11) / 9007199254740992.0 < lie_rate;
             }
-            bool prime = verdicts [index] != lie;
+            verdicts [index] = (verdicts [index] != 0) != lie;
             lies += lie;
-            pz_record_encode (report + (index + 1) * PZ_RECORD_SIZE,
-                              prime ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE, values [index]);
         }
         zframe_destroy (&frame);
-        zsock_send (req, "b", report, (count + 1) * PZ_RECORD_SIZE);
+        size_t bytes = pz_verdicts_encode (report + PZ_RECORD_SIZE, verdicts, count);
+        zsock_send (req, "b", report, PZ_RECORD_SIZE + bytes);
     answered:;
         zframe_t *reply = zframe_recv (req);
         reports++;

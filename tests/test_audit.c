@@ -35,6 +35,77 @@ s_report (uint8_t *records, int64_t first, size_t count, size_t liar)
     }
 }
 
+//  Builds a report of count numbers first, first + 1, ... as the broker
+//  holds it: their N records at numbers and their right verdicts as bits at
+//  bits (V records); flips the verdict of number `liar` if below count.
+static void
+s_bits_report (uint8_t *numbers, uint8_t *bits, int64_t first, size_t count, size_t liar)
+{
+    static uint8_t verdicts [PZ_RECORDS_MAX];
+    for (size_t index = 0; index < count; index++) {
+        int64_t value = first + (int64_t) index;
+        pz_record_encode (numbers + index * PZ_RECORD_SIZE, PZ_TAG_NUMBER, value);
+        verdicts [index] = (s_reference_tag (value) == PZ_TAG_PRIME) != (index == liar);
+    }
+    pz_verdicts_encode (bits, verdicts, count);
+}
+
+//  The audit of verdict bits finds the lie wherever it is when it tests
+//  every number, finds none in an honest report, and tests at least one
+//  number of every report at the default.
+Test (audit, checks_verdict_bits_against_the_numbers, .timeout = 30)
+{
+    static uint8_t numbers [PZ_RECORDS_MAX * PZ_RECORD_SIZE];
+    static uint8_t bits [64 * PZ_RECORD_SIZE];
+    pz_audit_t *all = pz_audit_new (1, 3);
+    for (size_t count = 1; count <= 300; count += 7) {
+        int64_t first = (int64_t) (count * 1000003);
+        s_bits_report (numbers, bits, first, count, SIZE_MAX);
+        cr_assert_eq (pz_audit_check_bits (all, numbers, bits, count), -1, "honest %zu", count);
+        for (size_t liar = 0; liar < count; liar += 13) {
+            s_bits_report (numbers, bits, first, count, liar);
+            cr_assert_eq (pz_audit_check_bits (all, numbers, bits, count), (int64_t) liar);
+        }
+    }
+    pz_audit_destroy (&all);
+    //  A report that lies on every number is caught on its first report.
+    pz_audit_t *some = pz_audit_new (PZ_AUDIT_DEFAULT, 5);
+    static uint8_t verdicts [PZ_RECORDS_MAX];
+    for (int round = 0; round < 50; round++) {
+        int64_t first = 1000 + round * 5000;
+        for (size_t index = 0; index < 1024; index++) {
+            int64_t value = first + (int64_t) index;
+            pz_record_encode (numbers + index * PZ_RECORD_SIZE, PZ_TAG_NUMBER, value);
+            verdicts [index] = s_reference_tag (value) != PZ_TAG_PRIME;
+        }
+        pz_verdicts_encode (bits, verdicts, 1024);
+        cr_assert_geq (pz_audit_check_bits (some, numbers, bits, 1024), 0);
+    }
+    pz_audit_stats_t stats;
+    pz_audit_stats (some, &stats);
+    cr_assert_eq (stats.wrong, 50);
+    pz_audit_destroy (&some);
+}
+
+//  Picks come back in ascending order whatever their number: a few
+//  (sorted by insertion) or many (by qsort).
+Test (audit, picks_are_in_ascending_order, .timeout = 10)
+{
+    static size_t indexes [PZ_RECORDS_MAX];
+    double fractions [] = { 0.002, 0.005, 0.0078, 0.01, 0.05, 0.5 };
+    for (size_t which = 0; which < sizeof fractions / sizeof fractions [0]; which++) {
+        pz_audit_t *audit = pz_audit_new (fractions [which], 11 + which);
+        for (int round = 0; round < 200; round++) {
+            size_t picked = pz_audit_sample (audit, PZ_RECORDS_MAX, indexes);
+            cr_assert_geq (picked, 1);
+            for (size_t index = 1; index < picked; index++)
+                cr_assert_geq (indexes [index], indexes [index - 1],
+                               "fraction %g, %zu picks", fractions [which], picked);
+        }
+        pz_audit_destroy (&audit);
+    }
+}
+
 //  The number of picks: none when off, all at 1, at least one otherwise.
 Test (audit, picks_none_when_off_all_at_one_and_at_least_one, .timeout = 10)
 {

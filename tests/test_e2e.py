@@ -92,8 +92,9 @@ BAD_REQUESTS = [
 
 BAD_REPORTS = [
     ("N on results", [record_hex("I", 1) + record_hex("N", 5)], 4),
-    ("no I record", [record_hex("P", 5)], 8),
-    ("id never issued", [record_hex("I", 12345) + record_hex("P", 5)], 6),
+    ("no I record", [record_hex("V", 5)], 8),
+    ("old format (P/C records)", [record_hex("I", 12345) + record_hex("P", 5)], 15),
+    ("id never issued", [record_hex("I", 12345) + record_hex("V", 1)], 6),
     ("two frames", [record_hex("P", 5), record_hex("P", 5)], 5),
     ("bad length", ["00" * 17], 1),
 ]

@@ -60,7 +60,8 @@ import time
 
 import harness
 from harness import (Cluster, check, count_lines, private_endpoints, rawreq,
-                     read_numbers, read_records, record_hex, sink_endpoints)
+                     read_numbers, read_records, record_hex, report_hex,
+                     sink_endpoints)
 
 WIDE = ("--min", 2, "--max", 4000000000000000000)
 
@@ -509,32 +510,36 @@ def test_malformed_reports_change_nothing():
         def report(*records):
             return "".join(record_hex(tag, value) for tag, value in records)
 
-        good = [("I", real)] + list(zip(verdicts, numbers))
+        primes = [harness.is_prime(n) for n in numbers]
+        bits = sum(1 << i for i, p in enumerate(primes) if p)
+        good = report_hex(real, primes)
+        old = [("I", real)] + list(zip(verdicts, numbers))
         cases = [
-            ("too few results", [report(*good[:-1])], 7),
-            ("too many results", [report(*good, ("C", 4))], 7),
-            ("a wrong value", [report(good[0], good[1], ("C", 93), good[3])], 7),
-            ("values in another order", [report(good[0], good[2], good[1], good[3])], 7),
-            ("values negated", [report(good[0], *[(t, -v) for t, v in good[1:]])], 7),
-            ("N tags", [report(good[0], *[("N", v) for _, v in good[1:]])], 4),
-            ("an A tag", [report(good[0], ("A", 97), *good[2:])], 4),
-            ("an E tag", [report(good[0], ("E", 97), *good[2:])], 4),
-            ("an unknown tag", [report(good[0], ("Z", 97), *good[2:])], 3),
-            ("a NUL tag", [report(good[0], ("\0", 97), *good[2:])], 3),
-            ("I not first", [report(good[1], good[0], *good[2:])], 8),
-            ("two I records", [report(good[0], *good)], 8),
-            ("I alone", [report(good[0])], 8),
-            ("no I record", [report(*good[1:])], 8),
-            ("id never issued (next sequence)", [report(("I", real + 1), *good[1:])], 6),
-            ("id far ahead", [report(("I", real + 2**20), *good[1:])], 6),
-            ("id of another incarnation", [report(("I", real ^ (1 << 45)), *good[1:])], 6),
-            ("id 0", [report(("I", 0), *good[1:])], 6),
-            ("negative id", [report(("I", -real), *good[1:])], 6),
-            ("good report in two frames", [report(*good[:2]), report(*good[2:])], 5),
-            ("good report plus an empty frame", [report(*good), "-"], 5),
-            ("a stray byte", [report(*good) + "00"], 1),
+            ("a verdict past the count", [report_hex(real, primes + [True])], 7),
+            ("the last of 64 bits", [report(("I", real), ("V", bits | 1 << 63))], 7),
+            ("a second V record", [good + record_hex("V", 0)], 7),
+            ("the old format, values echoed", [report(*old)], 15),
+            ("the old format, all composite", [report(old[0], *[("C", v) for v in numbers])], 15),
+            ("the old format, one record short", [report(*old[:-1])], 15),
+            ("N tags", [report(old[0], *[("N", v) for v in numbers])], 4),
+            ("an A tag", [report(old[0], ("A", 97))], 4),
+            ("an E tag", [report(old[0], ("E", 97))], 4),
+            ("an unknown tag", [report(old[0], ("Z", 97))], 3),
+            ("a NUL tag", [report(old[0], ("\0", 97))], 3),
+            ("I not first", [report(("V", bits), old[0])], 8),
+            ("two I records", [report(old[0], old[0], ("V", bits))], 8),
+            ("I alone", [report(old[0])], 8),
+            ("no I record", [report(("V", bits))], 8),
+            ("id never issued (next sequence)", [report_hex(real + 1, primes)], 6),
+            ("id far ahead", [report_hex(real + 2**20, primes)], 6),
+            ("id of another incarnation", [report_hex(real ^ (1 << 45), primes)], 6),
+            ("id 0", [report_hex(0, primes)], 6),
+            ("negative id", [report_hex(-real, primes)], 6),
+            ("good report in two frames", [record_hex("I", real), good[18:]], 5),
+            ("good report plus an empty frame", [good, "-"], 5),
+            ("a stray byte", [good + "00"], 1),
             ("empty", ["-"], 1),
-            ("an id and 4097 records", [report(good[0]) + record_hex("C", 4) * 4097], 2),
+            ("an id and 4097 records", [report(old[0]) + record_hex("V", 0) * 4097], 2),
         ]
         for what, frames, code in cases:
             got = rawreq(ep["results"], *frames)
@@ -548,7 +553,7 @@ def test_malformed_reports_change_nothing():
         worker = start_workers(c, ep, 1)[0]
         assert harness.wait_for_lines(out, 4, 15) == 4
         # Now a correct report for the completed dispatch is a duplicate.
-        assert rawreq(ep["results"], report(*good)) == [("A", 3)]
+        assert rawreq(ep["results"], good) == [("A", 3)]
         time.sleep(0.5)
         assert worker.stop() == 0, worker.log()
         assert broker.stop() == 0, broker.log()

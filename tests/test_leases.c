@@ -99,10 +99,23 @@ s_expect_nothing (zsock_t *pull)
     zsock_set_rcvtimeo (pull, 1000);
 }
 
-//  Builds a report: I id, then one record per letter of verdicts (P or C)
-//  with values[i]; returns its size.
+//  Builds a report of numbers (protocol 3): I id, then the verdict bits of
+//  one letter of verdicts (P or C) per number in V records; returns its size.
 static size_t
-s_report (uint8_t *frame, int64_t id, const char *verdicts, const int64_t *values)
+s_report (uint8_t *frame, int64_t id, const char *verdicts)
+{
+    pz_record_encode (frame, 'I', id);
+    size_t count = strlen (verdicts);
+    uint8_t bits [PZ_RECORDS_MAX];
+    for (size_t index = 0; index < count; index++)
+        bits [index] = verdicts [index] == 'P';
+    return PZ_RECORD_SIZE + pz_verdicts_encode (frame + PZ_RECORD_SIZE, bits, count);
+}
+
+//  Builds a report in the old format (protocol 2): I id, then one record
+//  per letter of verdicts with values[i]; returns its size.
+static size_t
+s_old_report (uint8_t *frame, int64_t id, const char *verdicts, const int64_t *values)
 {
     pz_record_encode (frame, 'I', id);
     size_t count = strlen (verdicts);
@@ -111,14 +124,15 @@ s_report (uint8_t *frame, int64_t id, const char *verdicts, const int64_t *value
     return (count + 1) * PZ_RECORD_SIZE;
 }
 
-//  Returns the result of checking a report, with its lease in *lease_p.
+//  Returns the result of checking a report of verdicts, with its lease in
+//  *lease_p.
 static pz_error_t
-s_check (pz_leases_t *leases, int64_t id, const char *verdicts, const int64_t *values,
-         pz_lease_t **lease_p)
+s_check (pz_leases_t *leases, int64_t id, const char *verdicts, pz_lease_t **lease_p)
 {
-    uint8_t frame [16 * PZ_RECORD_SIZE];
-    size_t size = s_report (frame, id, verdicts, values);
-    return pz_leases_check (leases, frame, size, lease_p);
+    uint8_t frame [80 * PZ_RECORD_SIZE];
+    size_t size = s_report (frame, id, verdicts);
+    size_t count;
+    return pz_leases_check (leases, frame, size, lease_p, &count);
 }
 
 static pz_leases_stats_t
@@ -192,9 +206,8 @@ Test (leases, covers_are_the_seqs_of_its_messages_in_order, .timeout = 10)
     s_add (leases, 8, 2, 11, 0);
     s_add (leases, 10, 1, 15, 0);
     s_add (leases, 11, 4096, 16, 0);            //  does not fit: its own dispatch
-    int64_t values [] = { 7, 8, 9, 10 };
     pz_lease_t *lease = NULL;
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PCPC", values, &lease), PZ_OK);
+    cr_assert_eq (s_check (leases, S_BASE + 1, "PCPC", &lease), PZ_OK);
     cr_assert_not_null (lease);
     size_t count = 0;
     const int64_t *covers = pz_lease_covers (lease, &count);
@@ -203,13 +216,17 @@ Test (leases, covers_are_the_seqs_of_its_messages_in_order, .timeout = 10)
                "covers %ld %ld %ld", (long) covers [0], (long) covers [1], (long) covers [2]);
     cr_assert_eq (pz_lease_numbers (lease), 4);
 
-    //  The second dispatch, checked with a report of its 4096 numbers.
-    static uint8_t frame [(PZ_RECORDS_MAX + 1) * PZ_RECORD_SIZE];
-    pz_record_encode (frame, 'I', S_BASE + 2);
-    for (size_t index = 0; index < PZ_RECORDS_MAX; index++)
-        pz_record_encode (frame + (index + 1) * PZ_RECORD_SIZE, 'C', 11 + (int64_t) index);
+    //  The second dispatch, checked with a report of its 4096 numbers:
+    //  64 V records.
+    static char verdicts [PZ_RECORDS_MAX + 1];
+    memset (verdicts, 'C', PZ_RECORDS_MAX);
+    static uint8_t frame [65 * PZ_RECORD_SIZE];
+    size_t size = s_report (frame, S_BASE + 2, verdicts);
+    cr_assert_eq (size, 65 * PZ_RECORD_SIZE);
     pz_lease_t *second = NULL;
-    cr_assert_eq (pz_leases_check (leases, frame, sizeof frame, &second), PZ_OK);
+    size_t numbers = 0;
+    cr_assert_eq (pz_leases_check (leases, frame, size, &second, &numbers), PZ_OK);
+    cr_assert_eq (numbers, PZ_RECORDS_MAX);
     cr_assert_not_null (second);
     cr_assert_neq (second, lease);
     covers = pz_lease_covers (second, &count);
@@ -349,9 +366,8 @@ Test (leases, an_expired_lease_goes_first_with_the_same_id_and_bytes, .timeout =
     cr_assert_eq (pz_leases_expire (leases, 1000), 6);
     cr_assert_eq (s_stats (leases).redispatched, 11);
     //  Still checkable by the same id while waiting again.
-    int64_t values [] = { 300, 301, 302, 303, 304 };
     pz_lease_t *lease = NULL;
-    cr_assert_eq (s_check (leases, S_BASE + 1, "CPCPC", values, &lease), PZ_OK);
+    cr_assert_eq (s_check (leases, S_BASE + 1, "CPCPC", &lease), PZ_OK);
     cr_assert_not_null (lease);
     pz_leases_complete (leases, lease);
     cr_assert_eq (pz_leases_push (leases, zsock_resolve (pair.push), 1000, false), 1);
@@ -361,9 +377,11 @@ Test (leases, an_expired_lease_goes_first_with_the_same_id_and_bytes, .timeout =
     pz_leases_destroy (&leases);
 }
 
-//  A report must match its dispatch: count, values and order (the verdict
-//  letters are the worker's to decide); an id never issued is E 6; a
-//  completed dispatch's id is a duplicate: OK without a lease.
+//  A report of numbers carries one verdict bit per number dispatched (the
+//  values are the broker's): as many V records as the count needs and no
+//  bit past it, else E 7; an old-format report (P/C records) is E 15; an
+//  id never issued is E 6; a completed dispatch's id is a duplicate: OK
+//  without a lease, counted by its dispatch's numbers.
 Test (leases, check_matches_a_report_against_its_dispatch, .timeout = 10)
 {
     pz_leases_t *leases = pz_leases_new (S_BASE, 5000, 0);
@@ -374,58 +392,83 @@ Test (leases, check_matches_a_report_against_its_dispatch, .timeout = 10)
     s_expect_dispatch (pair.pull, frame, S_BASE + 1, 7, 3);
 
     pz_lease_t *lease = (pz_lease_t *) &lease;  //  must be set to NULL on error
-    int64_t fewer [] = { 7, 8 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PC", fewer, &lease), PZ_ERR_MISMATCH);
+    //  A verdict past the third number: a bit set past the count.
+    cr_assert_eq (s_check (leases, S_BASE + 1, "PCCP", &lease), PZ_ERR_MISMATCH);
     cr_assert_null (lease);
-    int64_t more [] = { 7, 8, 9, 10 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PCCC", more, &lease), PZ_ERR_MISMATCH);
-    int64_t other [] = { 7, 8, 11 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PCP", other, &lease), PZ_ERR_MISMATCH);
-    int64_t first_wrong [] = { 6, 8, 9 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "CCC", first_wrong, &lease), PZ_ERR_MISMATCH);
-    int64_t swapped [] = { 8, 7, 9 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "CPC", swapped, &lease), PZ_ERR_MISMATCH);
+    //  The last of 64 bits, and a second V record, are past it too.
+    static char many [PZ_RECORDS_MAX + 1];
+    memset (many, 'C', 64);
+    many [63] = 'P';
+    cr_assert_eq (s_check (leases, S_BASE + 1, many, &lease), PZ_ERR_MISMATCH);
+    memset (many, 'C', 65);
+    cr_assert_eq (s_check (leases, S_BASE + 1, many, &lease), PZ_ERR_MISMATCH);
     cr_assert_null (lease);
 
     int64_t right [] = { 7, 8, 9 };
-    cr_assert_eq (s_check (leases, S_BASE + 2, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, S_BASE + 99, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, S_BASE, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, S_BASE - 1, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, 1, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, 0, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, S_BASE + 2, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, S_BASE + 99, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, S_BASE, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, S_BASE - 1, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, 1, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, 0, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
     //  The extremes (fuzz/fuzz_broker.c: INT64_MIN - base overflowed).
-    cr_assert_eq (s_check (leases, INT64_MIN, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
-    cr_assert_eq (s_check (leases, INT64_MAX, "PCC", right, &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, INT64_MIN, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
+    cr_assert_eq (s_check (leases, INT64_MAX, "PCC", &lease), PZ_ERR_UNKNOWN_ID);
     cr_assert_null (lease);
+
+    //  The old format, the values echoed as P and C records, right or
+    //  not, for this dispatch or any: E 15, never read as verdicts.
+    size_t count = 99;
+    uint8_t old [8 * PZ_RECORD_SIZE];
+    size_t old_size = s_old_report (old, S_BASE + 1, "PCC", right);
+    cr_assert_eq (pz_leases_check (leases, old, old_size, &lease, &count), PZ_ERR_OLD_REPORT);
+    old_size = s_old_report (old, S_BASE + 77, "C", right);
+    cr_assert_eq (pz_leases_check (leases, old, old_size, &lease, &count), PZ_ERR_OLD_REPORT);
+    cr_assert_null (lease);
+    cr_assert_eq (count, 0);
 
     //  Malformed reports get the record checks' codes.
     uint8_t bad [4 * PZ_RECORD_SIZE];
-    s_report (bad, S_BASE + 1, "PCC", right);
-    cr_assert_eq (pz_leases_check (leases, bad + PZ_RECORD_SIZE, 3 * PZ_RECORD_SIZE, &lease),
+    size_t size = s_report (bad, S_BASE + 1, "PCC");
+    cr_assert_eq (size, 2 * PZ_RECORD_SIZE);
+    cr_assert_eq (pz_leases_check (leases, bad + PZ_RECORD_SIZE, PZ_RECORD_SIZE, &lease, &count),
                   PZ_ERR_ID_PLACEMENT);
-    cr_assert_eq (pz_leases_check (leases, bad, sizeof bad - 1, &lease), PZ_ERR_LENGTH);
-    cr_assert_eq (pz_leases_check (leases, bad, PZ_RECORD_SIZE, &lease), PZ_ERR_ID_PLACEMENT);
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PNC", right, &lease), PZ_ERR_TAG_REFUSED);
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PCS", right, &lease), PZ_ERR_TAG_REFUSED);
+    cr_assert_eq (pz_leases_check (leases, bad, size - 1, &lease, &count), PZ_ERR_LENGTH);
+    cr_assert_eq (pz_leases_check (leases, bad, PZ_RECORD_SIZE, &lease, &count),
+                  PZ_ERR_ID_PLACEMENT);
+    old_size = s_old_report (old, S_BASE + 1, "PNC", right);
+    cr_assert_eq (pz_leases_check (leases, old, old_size, &lease, &count), PZ_ERR_TAG_REFUSED);
+    pz_record_encode (bad + 2 * PZ_RECORD_SIZE, 'S', 1);
+    cr_assert_eq (pz_leases_check (leases, bad, 3 * PZ_RECORD_SIZE, &lease, &count),
+                  PZ_ERR_TAG_REFUSED);
     cr_assert_null (lease);
     cr_assert_eq (s_stats (leases).numbers, 3, "a refused report changed the dispatch");
 
-    //  Any verdict letters, same values and order: OK, with the dispatch.
-    cr_assert_eq (s_check (leases, S_BASE + 1, "CCC", right, &lease), PZ_OK);
+    //  Any verdict bits within the count: OK, with the dispatch and its
+    //  numbers, which are the dispatch's N records.
+    size = s_report (bad, S_BASE + 1, "CPP");
+    cr_assert_eq (pz_leases_check (leases, bad, size, &lease, &count), PZ_OK);
     cr_assert_not_null (lease);
+    cr_assert_eq (count, 3);
     cr_assert_eq (pz_lease_numbers (lease), 3);
+    const uint8_t *records = pz_lease_records (lease);
+    for (size_t index = 0; index < 3; index++) {
+        cr_assert_eq (pz_record_tag (records + index * PZ_RECORD_SIZE), PZ_TAG_NUMBER);
+        cr_assert_eq (pz_record_value (records + index * PZ_RECORD_SIZE), right [index]);
+    }
     pz_leases_complete (leases, lease);
     pz_leases_stats_t stats = s_stats (leases);
     cr_assert_eq (stats.numbers, 0);
     cr_assert_eq (stats.messages, 0);
     //  Completed: the same report again is OK with no dispatch (a
-    //  duplicate), and so is a mismatching one (nothing left to compare).
+    //  duplicate) and the dispatch's count, and so is a mismatching one
+    //  (nothing left to compare).
     lease = (pz_lease_t *) &lease;
-    cr_assert_eq (s_check (leases, S_BASE + 1, "PCC", right, &lease), PZ_OK);
+    size = s_report (bad, S_BASE + 1, "PCC");
+    cr_assert_eq (pz_leases_check (leases, bad, size, &lease, &count), PZ_OK);
     cr_assert_null (lease);
-    int64_t one [] = { 1 };
-    cr_assert_eq (s_check (leases, S_BASE + 1, "P", one, &lease), PZ_OK);
+    cr_assert_eq (count, 3);
+    cr_assert_eq (s_check (leases, S_BASE + 1, "P", &lease), PZ_OK);
     cr_assert_null (lease);
     //  No lease left to run out, nothing left to push.
     cr_assert_eq (pz_leases_expire (leases, 1000000), 0);
@@ -441,9 +484,8 @@ Test (leases, completing_the_open_draft_closes_it, .timeout = 10)
 {
     pz_leases_t *leases = pz_leases_new (S_BASE, 5000, 1000);
     s_add (leases, 40, 2, 1, 0);
-    int64_t values [] = { 40, 41 };
     pz_lease_t *lease = NULL;
-    cr_assert_eq (s_check (leases, S_BASE + 1, "CP", values, &lease), PZ_OK);
+    cr_assert_eq (s_check (leases, S_BASE + 1, "CP", &lease), PZ_OK);
     cr_assert_not_null (lease);
     pz_leases_complete (leases, lease);
     cr_assert (!pz_leases_ready (leases, 0, true));

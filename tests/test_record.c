@@ -152,6 +152,99 @@ Test (record, knows_its_tags_and_describes_errors, .timeout = 5)
 
 //  Found with fuzz/fuzz_sink.c: a sink adds one to a publication's seq and
 //  tag-seq, so 2^63 - 1 is refused (proto/PROTOCOL.md, "Sequence numbers").
+//  The one walk of a valid frame also gives the set of its tags; a frame
+//  with an error gives none.
+Test (record, check_gives_the_tags_a_frame_holds, .timeout = 5)
+{
+    uint8_t frame [8 * PZ_RECORD_SIZE];
+    int64_t values [] = { 1, 2, 3, 4, 5, 6 };
+    uint32_t tags = 99;
+    size_t size = s_frame (frame, "INNRRN", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_OK);
+    cr_assert_eq (tags, pz_record_tag_bit ('I') | pz_record_tag_bit ('N')
+                        | pz_record_tag_bit ('R'));
+    size = s_frame (frame, "NNN", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_OK);
+    cr_assert_eq (tags, pz_record_tag_bit ('N'));
+    cr_assert_eq (tags & (pz_record_tag_bit ('R') | pz_record_tag_bit ('Q')), 0);
+    size = s_frame (frame, "NP", values);
+    cr_assert_eq (pz_record_check_tags (frame, size, "NIRQ", &tags), PZ_ERR_TAG_REFUSED);
+    cr_assert_eq (tags, 0);
+    cr_assert_eq (pz_record_tag_bit ('A'), 1);
+    cr_assert_eq (pz_record_tag_bit ('Z'), UINT32_C (1) << 25);
+    cr_assert_eq (pz_record_tag_bit ('a'), 0);
+    cr_assert_eq (pz_record_tag_bit ('\0'), 0);
+}
+
+//  Verdict bits (protocol 3): bit i % 64, least significant first, of V
+//  record i / 64, 1 = prime; checked against bytes written out by hand.
+Test (record, encodes_verdict_bits_by_hand, .timeout = 5)
+{
+    //  Verdicts P C C P, then 60 more C: bits 0 and 3 set, 0x09.
+    uint8_t verdicts [130] = { 1, 0, 0, 1 };
+    uint8_t records [3 * PZ_RECORD_SIZE];
+    cr_assert_eq (pz_verdicts_encode (records, verdicts, 4), PZ_RECORD_SIZE);
+    const uint8_t small [PZ_RECORD_SIZE] = { 'V', 0, 0, 0, 0, 0, 0, 0, 0x09 };
+    cr_assert_arr_eq (records, small, PZ_RECORD_SIZE);
+    //  Bit 63 is the value's top bit, bit 64 the next record's lowest;
+    //  bit 8 the second byte from the end.
+    verdicts [8] = verdicts [63] = verdicts [64] = verdicts [129] = 1;
+    cr_assert_eq (pz_verdicts_encode (records, verdicts, 130), 3 * PZ_RECORD_SIZE);
+    const uint8_t expected [3 * PZ_RECORD_SIZE] = {
+        'V', 0x80, 0, 0, 0, 0, 0, 0x01, 0x09,
+        'V', 0, 0, 0, 0, 0, 0, 0, 0x01,
+        'V', 0, 0, 0, 0, 0, 0, 0, 0x02 };
+    cr_assert_arr_eq (records, expected, sizeof expected);
+    cr_assert_eq (pz_verdicts_records (0), 0);
+    cr_assert_eq (pz_verdicts_records (1), 1);
+    cr_assert_eq (pz_verdicts_records (64), 1);
+    cr_assert_eq (pz_verdicts_records (65), 2);
+    cr_assert_eq (pz_verdicts_records (PZ_RECORDS_MAX), 64);
+    //  A V record is a record like any: the frame check knows its tag.
+    uint8_t report [4 * PZ_RECORD_SIZE];
+    pz_record_encode (report, 'I', 5);
+    memcpy (report + PZ_RECORD_SIZE, records, sizeof expected);
+    cr_assert_eq (pz_record_check (report, sizeof report, "IV"), PZ_OK);
+    cr_assert_eq (pz_record_check (report, sizeof report, "IPC"), PZ_ERR_TAG_REFUSED);
+}
+
+//  Every verdict read back is the one written, for every count up to the
+//  largest report; the primes counted; spare bits and record counts other
+//  than the count needs are a mismatch.
+Test (record, verdict_bits_round_trip_and_check, .timeout = 10)
+{
+    static uint8_t verdicts [PZ_RECORDS_MAX];
+    static uint8_t records [64 * PZ_RECORD_SIZE];
+    uint64_t state = 0x9e3779b97f4a7c15ULL;
+    for (size_t count = 1; count <= PZ_RECORDS_MAX; count += count < 200 ? 1 : 61) {
+        size_t primes = 0;
+        for (size_t index = 0; index < count; index++) {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            verdicts [index] = (uint8_t) (state >> 63);
+            primes += verdicts [index];
+        }
+        size_t size = pz_verdicts_encode (records, verdicts, count);
+        size_t used = size / PZ_RECORD_SIZE;
+        cr_assert_eq (used, (count + 63) / 64);
+        for (size_t index = 0; index < count; index++)
+            cr_assert_eq (pz_verdicts_get (records, index), verdicts [index] != 0,
+                          "count %zu index %zu", count, index);
+        cr_assert_eq (pz_verdicts_primes (records, count), primes);
+        cr_assert_eq (pz_verdicts_check (records, used, count), PZ_OK);
+        cr_assert_eq (pz_verdicts_check (records, used + 1, count), PZ_ERR_MISMATCH);
+        cr_assert_eq (pz_verdicts_check (records, used - 1, count), PZ_ERR_MISMATCH);
+        if (count % 64) {
+            //  One bit past the last verdict.
+            uint8_t *last = records + (used - 1) * PZ_RECORD_SIZE;
+            size_t bit = count % 64;
+            last [8 - bit / 8] ^= (uint8_t) (1u << (bit % 8));
+            cr_assert_eq (pz_verdicts_check (records, used, count), PZ_ERR_MISMATCH);
+            cr_assert_eq (pz_verdicts_check (records, used, 64 * used), PZ_OK);
+        }
+    }
+    cr_assert_str_neq (pz_error_str (PZ_ERR_OLD_REPORT), "unknown error");
+}
+
 Test (record, publication_seqs_stop_below_int64_max, .timeout = 5)
 {
     uint8_t frame [3 * PZ_RECORD_SIZE];

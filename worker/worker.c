@@ -1,7 +1,9 @@
 /*  =========================================================================
     worker - pulls leased dispatches, tests every number, reports verdicts
 
-    A worker sends its reports through a pz_client (proto/client.h): up to
+    A report of numbers is the dispatch's I record and one verdict bit per
+    number (V records); a report of a range piece lists its primes. A
+    worker sends its reports through a pz_client (proto/client.h): up to
     `pipeline` reports outstanding on one DEALER socket. While reports wait
     for their acks, the next dispatch is pulled and tested into a free slot,
     so the multiplier is not idle during the round trips. Slots are
@@ -208,15 +210,13 @@ s_build_report (pz_worker_t *self, const uint8_t *data, size_t size, int index)
         self->values [record] = pz_record_value (data + (record + 1) * PZ_RECORD_SIZE);
     pz_prime_check (self->values, self->verdicts, count);
 
-    //  The report is the dispatch with each N turned into P or C: the id
-    //  record and the values go back byte for byte as they came.
+    //  The report: the dispatch's I record, then one verdict bit per
+    //  number in V records (protocol 3); the broker holds the values.
     uint8_t *report = pz_client_request (self->client, index);
-    memcpy (report, data, size);
-    for (size_t record = 0; record < count; record++)
-        report [(record + 1) * PZ_RECORD_SIZE] =
-            self->verdicts [record] ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE;
+    memcpy (report, data, PZ_RECORD_SIZE);
+    size_t bytes = pz_verdicts_encode (report + PZ_RECORD_SIZE, self->verdicts, count);
     self->counts [index] = count;
-    return size;
+    return PZ_RECORD_SIZE + bytes;
 }
 
 //  Handles a command on the actor pipe. Returns false on $TERM.
