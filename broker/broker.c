@@ -1132,6 +1132,11 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
         s_reply (self, request, self->results, PZ_TAG_ERROR, error);
         return;
     }
+    //  A thread that tests numbers sieves pieces as well: the ranges count
+    //  it among the threads to cut lanes for before it sends a piece back.
+    size_t peer_size;
+    const uint8_t *peer = pz_request_peer (request, &peer_size);
+    pz_ranges_seen (self->ranges, peer, peer_size, zclock_mono ());
     if (!lease) {
         //  Already published from an earlier report: acknowledge, so the
         //  worker moves on, but publish nothing.

@@ -324,7 +324,7 @@ s_bound (pz_ranges_t *self, int64_t now_ms)
     return self->bound;
 }
 
-//  Notes a worker thread's piece report.
+//  Notes a worker thread's report (of a piece or of numbers).
 void
 pz_ranges_seen (pz_ranges_t *self, const uint8_t *peer, size_t size, int64_t now_ms)
 {

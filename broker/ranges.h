@@ -8,7 +8,7 @@
     most piece_numbers wide (R pieces at most PZ_RANGES_PUBLISH_MAX, so
     that their primes fit one report frame, Q pieces at most
     PZ_RANGES_COUNT_MAX, so that their block counts do), only as many at once as the
-    workers can take: twice the worker threads that reported a piece in the
+    workers can take: twice the worker threads that reported (numbers or a piece) in the
     last PZ_RANGES_ACTIVE_MS (at least 2), at most inflight_max. A pushed
     piece is leased for lease_ms like a dispatch of numbers and pushed again
     when its lease runs out; the first valid report settles it, later ones
@@ -117,8 +117,8 @@ bool
     pz_ranges_restore_piece (pz_ranges_t *self, int64_t key, int64_t lo, int64_t hi,
                              int64_t count);
 
-//  Notes that a worker thread (routing id peer, size bytes) reported a
-//  piece at now_ms, for the bound of pieces out.
+//  Notes that a worker thread (routing id peer, size bytes) reported, a
+//  piece or numbers, at now_ms: for the bound of pieces out and the lanes.
 void
     pz_ranges_seen (pz_ranges_t *self, const uint8_t *peer, size_t size, int64_t now_ms);
 

@@ -51,6 +51,7 @@ typedef struct {
     int64_t coalesce_ms;
     bool with_worker;           //  connect the PULL at once
     const char *journal_dir;    //  NULL: no journal
+    int64_t range_lease;        //  numbers in a piece; 0: the default
 } s_options_t;
 
 static pz_broker_stats_t
@@ -97,6 +98,8 @@ s_rig_open (const s_options_t *options)
     config.max_messages = options->max_messages;
     config.stats_s = 0;
     config.coalesce_ms = options->coalesce_ms;
+    if (options->range_lease)
+        config.range_lease = options->range_lease;
     self->broker = zactor_new (pz_broker_actor, &config);
     zstr_send (self->broker, "ENDPOINTS");
     zsock_recv (self->broker, "sssss", &self->endpoints [0], &self->endpoints [1],
@@ -1453,5 +1456,71 @@ Test (broker, a_dealer_request_without_one_body_frame_is_refused_or_dropped, .ti
     s_expect (rig->source, "N", plain, 'A', 1);
     zsock_destroy (&worker);
     zsock_destroy (&source);
+    s_rig_destroy (&rig);
+}
+
+
+//  Receives a number dispatch on whichever of two PULLs it reaches; returns
+//  its id.
+static int64_t
+s_pull_either (zsock_t *first, zsock_t *second)
+{
+    zpoller_t *poller = zpoller_new (first, second, NULL);
+    zsock_t *which = (zsock_t *) zpoller_wait (poller, 2000);
+    zpoller_destroy (&poller);
+    cr_assert (which, "no dispatch");
+    uint8_t frame [PZ_MESSAGE_MAX];
+    cr_assert_gt (s_receive (which, frame, sizeof frame), 0);
+    return pz_record_value (frame);
+}
+
+//  Near the top a range is cut into one lane per worker thread; threads
+//  that have only tested numbers count: two REQ workers reported, so the
+//  first cuts alternate between two lanes and each PULL (PUSH deals round
+//  robin) gets pieces that follow each other.
+Test (broker, ranges_near_the_top_are_cut_in_lanes_for_known_threads, .timeout = 20)
+{
+    s_options_t options = {
+        .lease_ms = 5000, .max_inflight = 1000, .max_messages = 1000,
+        .coalesce_ms = 0, .with_worker = true, .range_lease = 10
+    };
+    s_rig_t *rig = s_rig_open (&options);
+    zsock_t *pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    zsock_t *reports [2];
+    for (int index = 0; index < 2; index++) {
+        reports [index] = zsock_new (ZMQ_REQ);
+        zsock_set_rcvtimeo (reports [index], 2000);
+        zsock_set_linger (reports [index], 0);
+        zsock_set_identity (reports [index], index ? "w/1" : "w/0");
+        cr_assert_eq (zsock_connect (reports [index], "%s", rig->endpoints [3]), 0);
+    }
+    zclock_sleep (100);             //  both PULLs connected
+    for (int index = 0; index < 2; index++) {
+        int64_t number [] = { 7 };
+        s_expect (rig->source, "N", number, 'A', 1);
+        s_expect_report (reports [index], s_pull_either (rig->pull, pull), "P", 'A', 1);
+    }
+    const int64_t lo = INT64_C (1000000000000000000);
+    int64_t range [] = { lo, lo + 199 };
+    s_expect (rig->source, "QQ", range, 'A', 2);
+    //  Twice the two threads: four pieces out, two to each PULL.
+    zsock_t *pulls [2] = { rig->pull, pull };
+    for (int index = 0; index < 2; index++) {
+        int64_t bounds [2][2];
+        for (int piece = 0; piece < 2; piece++) {
+            uint8_t frame [3 * PZ_RECORD_SIZE];
+            cr_assert_eq (s_receive (pulls [index], frame, sizeof frame), sizeof frame,
+                          "PULL %d: piece %d missing", index, piece);
+            cr_assert_eq (pz_record_tag (frame + PZ_RECORD_SIZE), 'Q');
+            bounds [piece][0] = pz_record_value (frame + PZ_RECORD_SIZE);
+            bounds [piece][1] = pz_record_value (frame + 2 * PZ_RECORD_SIZE);
+        }
+        cr_assert_eq (bounds [1][0], bounds [0][1] + 1, "PULL %d: pieces [%ld, %ld] then "
+                      "[%ld, %ld]", index, (long) bounds [0][0], (long) bounds [0][1],
+                      (long) bounds [1][0], (long) bounds [1][1]);
+    }
+    for (int index = 0; index < 2; index++)
+        zsock_destroy (&reports [index]);
+    zsock_destroy (&pull);
     s_rig_destroy (&rig);
 }
