@@ -58,12 +58,12 @@ typedef struct {
     int64_t hi;
 } s_piece_t;
 
-//  Reads one pushed piece; fails the test if none or malformed.
+//  Decodes a pushed piece and destroys its frame; fails the test if it is
+//  malformed.
 static s_piece_t
-s_pull (s_pair_t *pair)
+s_piece_of (zframe_t **frame_p)
 {
-    zframe_t *frame = zframe_recv (pair->pull);
-    cr_assert (frame, "no piece pushed");
+    zframe_t *frame = *frame_p;
     cr_assert_eq (zframe_size (frame), 3 * PZ_RECORD_SIZE);
     const uint8_t *data = zframe_data (frame);
     cr_assert_eq (pz_record_tag (data), 'I');
@@ -72,8 +72,17 @@ s_pull (s_pair_t *pair)
         pz_record_value (data + PZ_RECORD_SIZE), pz_record_value (data + 2 * PZ_RECORD_SIZE)
     };
     cr_assert_eq (pz_record_tag (data + 2 * PZ_RECORD_SIZE), piece.tag);
-    zframe_destroy (&frame);
+    zframe_destroy (frame_p);
     return piece;
+}
+
+//  Reads one pushed piece; fails the test if none or malformed.
+static s_piece_t
+s_pull (s_pair_t *pair)
+{
+    zframe_t *frame = zframe_recv (pair->pull);
+    cr_assert (frame, "no piece pushed");
+    return s_piece_of (&frame);
 }
 
 //  Builds a Q report for piece with count into buffer, the count all in
@@ -433,15 +442,8 @@ s_drain (pz_ranges_t *ranges, s_pair_t *pair, s_piece_t *pieces, size_t max)
         size_t pulled = 0;
         zsock_set_rcvtimeo (pair->pull, 0);
         zframe_t *probe;
-        while (pulled < 64 && (probe = zframe_recv (pair->pull)) != NULL) {
-            const uint8_t *data = zframe_data (probe);
-            batch [pulled++] = (s_piece_t) {
-                pz_record_value (data), pz_record_tag (data + PZ_RECORD_SIZE),
-                pz_record_value (data + PZ_RECORD_SIZE),
-                pz_record_value (data + 2 * PZ_RECORD_SIZE)
-            };
-            zframe_destroy (&probe);
-        }
+        while (pulled < 64 && (probe = zframe_recv (pair->pull)) != NULL)
+            batch [pulled++] = s_piece_of (&probe);
         zsock_set_rcvtimeo (pair->pull, 1000);
         for (size_t index = 0; index < pulled; index++) {
             cr_assert_lt (count, max);
