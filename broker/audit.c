@@ -131,16 +131,25 @@ pz_audit_verdict_right (char tag, int64_t value)
     return (tag == PZ_TAG_PRIME) == pz_prime_is_prime (value);
 }
 
+//  Draws the sample of a report of count verdicts into self->indexes and
+//  counts it. Returns its size (0: nothing to test).
+static size_t
+s_draw (pz_audit_t *self, size_t count)
+{
+    assert (self && count <= PZ_RECORDS_MAX);
+    size_t samples = pz_audit_sample (self, count, self->indexes);
+    if (samples > 0) {
+        self->stats.reports++;
+        self->stats.records += samples;
+    }
+    return samples;
+}
+
 //  Re-tests a sample of a report's verdicts.
 int64_t
 pz_audit_check (pz_audit_t *self, const uint8_t *records, size_t count)
 {
-    assert (self && count <= PZ_RECORDS_MAX);
-    size_t samples = pz_audit_sample (self, count, self->indexes);
-    if (samples == 0)
-        return -1;
-    self->stats.reports++;
-    self->stats.records += samples;
+    size_t samples = s_draw (self, count);
     for (size_t index = 0; index < samples; index++) {
         const uint8_t *record = records + self->indexes [index] * PZ_RECORD_SIZE;
         if (!pz_audit_verdict_right (pz_record_tag (record), pz_record_value (record))) {
@@ -156,12 +165,7 @@ int64_t
 pz_audit_check_bits (pz_audit_t *self, const uint8_t *numbers,
                      const uint8_t *bits, size_t count)
 {
-    assert (self && count <= PZ_RECORDS_MAX);
-    size_t samples = pz_audit_sample (self, count, self->indexes);
-    if (samples == 0)
-        return -1;
-    self->stats.reports++;
-    self->stats.records += samples;
+    size_t samples = s_draw (self, count);
     for (size_t index = 0; index < samples; index++) {
         size_t at = self->indexes [index];
         if (pz_verdicts_get (bits, at)
