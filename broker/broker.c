@@ -146,6 +146,10 @@ struct _pz_broker_t {
                                 //  not built, without a journal)
     zsock_t *dispatch;          //  PUSH: I + N messages to workers
     zsock_t *results;           //  ROUTER: workers report I + V verdict bits
+    zsock_t *dispatch_monitor;  //  PAIR: dispatch's connections come and go,
+                                //  without CURVE (with it the ZAP actor
+                                //  monitors that socket: one monitor each)
+    size_t dispatch_peers;      //  connections of dispatch, by those events
     pz_history_shared_t shared; //  what the history thread reads
     zactor_t *history;          //  the history endpoint, in its own thread
     zactor_t *zap;              //  the ZAP handler, with CURVE; else NULL
@@ -195,6 +199,7 @@ struct _pz_broker_t {
 };
 
 static void s_batch_clear (s_batch_t *batch);
+static zsock_t *s_monitor_open (zsock_t *sock);
 static int s_rebind (pz_broker_t *self, int index, zsock_t *sock);
 static void s_syncer (zsock_t *pipe, void *args);
 
@@ -428,6 +433,8 @@ pz_broker_new (const pz_broker_config_t *config)
     results_opts.zap_domain = curve ? "results" : NULL;
     self->results = self->dispatch ?
         pz_sock_open (ZMQ_ROUTER, "results ROUTER", self->binds [3], true, &results_opts) : NULL;
+    if (self->results && !curve)
+        self->dispatch_monitor = s_monitor_open (self->dispatch);
     opts.zap_domain = curve ? "history" : NULL;
     if (self->results) {
         //  A worker whose connection broke comes back under the same name:
@@ -483,6 +490,11 @@ pz_broker_destroy (pz_broker_t **self_p)
     for (size_t batch = 0; batch < S_BATCHES; batch++)
         s_batch_clear (&self->batches [batch]);
     zactor_destroy (&self->syncer);
+    //  libzmq sends monitor events with a blocking send: stop them before
+    //  their reader goes.
+    if (self->dispatch_monitor)
+        zmq_socket_monitor (zsock_resolve (self->dispatch), NULL, 0);
+    zsock_destroy (&self->dispatch_monitor);
     zsock_destroy (&self->results);
     zsock_destroy (&self->dispatch);
     zsock_destroy (&self->publish);
@@ -1909,6 +1921,75 @@ s_serve (pz_broker_t *self, zsock_t *router,
     }
 }
 
+//  Attaches a monitor of connections accepted and ended to sock and
+//  returns the PAIR that reads it, or NULL (logged: the lanes of ranges
+//  then follow reporting threads only). Caller owns return value.
+static zsock_t *
+s_monitor_open (zsock_t *sock)
+{
+    //  A name of its own: tests run several brokers in one process.
+    static atomic_int instances;
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://playzmq-peers.%d",
+              atomic_fetch_add (&instances, 1));
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint,
+                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1) {
+        zsys_warning ("broker: cannot monitor the dispatch endpoint: %s",
+                      zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    zsock_t *monitor = zsock_new (ZMQ_PAIR);
+    assert (monitor);
+    zsock_set_linger (monitor, 0);
+    zsock_set_rcvhwm (monitor, 0);      //  libzmq blocks on a full monitor
+    if (zsock_connect (monitor, "%s", endpoint) == -1) {
+        zmq_socket_monitor (zsock_resolve (sock), NULL, 0);
+        zsock_destroy (&monitor);
+        zsys_warning ("broker: cannot read the dispatch endpoint's monitor");
+    }
+    return monitor;
+}
+
+//  Counts the dispatch socket's connections (each worker thread's PULL is
+//  one) and tells the ranges, which cut as many lanes near the top before
+//  any thread has reported. Without CURVE from our monitor's events, read
+//  here without waiting; with CURVE the ZAP actor counts them.
+static void
+s_count_dispatch_peers (pz_broker_t *self)
+{
+    if (self->zap) {
+        int peers = -1;
+        zstr_send (self->zap, "PEERS dispatch");
+        zsock_recv (self->zap, "i", &peers);
+        self->dispatch_peers = peers > 0 ? (size_t) peers : 0;
+    }
+    else
+    while (self->dispatch_monitor) {
+        //  An event is two frames: 2 bytes of event, 4 of value; endpoint.
+        zmq_msg_t head;
+        zmq_msg_init (&head);
+        if (zmq_msg_recv (&head, zsock_resolve (self->dispatch_monitor), ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&head);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size (&head) == 6)
+            memcpy (&event, zmq_msg_data (&head), sizeof event);
+        while (zmq_msg_more (&head)) {
+            zmq_msg_close (&head);
+            zmq_msg_init (&head);
+            zmq_msg_recv (&head, zsock_resolve (self->dispatch_monitor), 0);
+        }
+        zmq_msg_close (&head);
+        if (event == ZMQ_EVENT_ACCEPTED)
+            self->dispatch_peers++;
+        else
+        if (event == ZMQ_EVENT_DISCONNECTED && self->dispatch_peers > 0)
+            self->dispatch_peers--;
+    }
+    pz_ranges_set_peers (self->ranges, self->dispatch_peers);
+}
+
 //  Unbinds one endpoint and binds it again, dropping every connection it
 //  accepted (libzmq closes the sessions of a listener it unbinds); the
 //  peers reconnect and pass the handshake again. 0, or -1 (logged).
@@ -2049,6 +2130,7 @@ pz_broker_run (pz_broker_t *self, zsock_t *pipe)
         pz_ranges_push (self->ranges, zsock_resolve (self->dispatch), now_ms, self->draining);
         if (now_ms >= self->next_subscriptions_ms) {
             s_read_subscriptions (self);
+            s_count_dispatch_peers (self);
             self->next_subscriptions_ms = now_ms + S_SUBSCRIPTIONS_MS;
         }
         s_reject_log_roll (self, now_ms);

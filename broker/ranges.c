@@ -93,6 +93,7 @@ struct _pz_ranges_t {
     int64_t bound;              //  pieces out allowed now
     int64_t bound_ms;           //  when bound was computed
     int64_t threads;            //  worker threads active lately, as of bound_ms
+    size_t peers;               //  connections of the dispatch socket, lately
     pz_ranges_stats_t stats;    //  counters
 };
 
@@ -298,7 +299,8 @@ s_span_compare (const void *left, const void *right)
 }
 
 //  Recomputes the bound of pieces out, at most once a second: twice the
-//  worker threads active lately, at least 2, at most inflight_max.
+//  worker threads active lately or connected, at least 2, at most
+//  inflight_max.
 static int64_t
 s_bound (pz_ranges_t *self, int64_t now_ms)
 {
@@ -318,6 +320,11 @@ s_bound (pz_ranges_t *self, int64_t now_ms)
         zhashx_delete (self->active, key);
     zlistx_destroy (&gone);
     self->threads = active;
+    //  Connected threads that have not reported yet count too (as many as
+    //  a range has lanes: connections alone prove no worker).
+    size_t peers = self->peers < S_LANES_MAX ? self->peers : S_LANES_MAX;
+    if ((int64_t) peers > active)
+        active = (int64_t) peers;
     int64_t bound = 2 * active;
     bound = bound < 2 ? 2 : bound;
     self->bound = bound > self->inflight_max ? self->inflight_max : bound;
@@ -344,6 +351,16 @@ pz_ranges_seen (pz_ranges_t *self, const uint8_t *peer, size_t size, int64_t now
     *seen = now_ms;
 }
 
+//  Sets the dispatch socket's connections, for the lanes.
+void
+pz_ranges_set_peers (pz_ranges_t *self, size_t peers)
+{
+    assert (self);
+    if (peers != self->peers)
+        self->bound_ms = 0;     //  the bound follows at once
+    self->peers = peers;
+}
+
 //  Moves a lane's next past the restored spans that start at or before it.
 //  Returns true if the lane still has numbers to cut.
 static bool
@@ -366,17 +383,39 @@ s_lane_skip (s_range_t *range, s_lane_t *lane)
 //  PUSH socket deals pieces round robin to the threads' PULL sockets, so in
 //  the steady state each thread gets the pieces of one lane, consecutive,
 //  instead of every other piece of the range (which made two workers no
-//  faster than one there). A lane splits at a piece boundary near the
-//  middle of the widest one's remainder; lanes never merge. Below
+//  faster than one there). The threads are the dispatch socket's
+//  connections (pz_ranges_set_peers), known before any piece is cut, or
+//  those reporting lately if more. A lane splits at a piece boundary near
+//  the middle of the widest one's remainder; lanes never merge. Below
 //  PZ_SIEVE_CONTINUE_FROM a range stays one lane, cut in order.
 static void
 s_split_lanes (pz_ranges_t *self, s_range_t *range, uint64_t width)
 {
     if (range->lo < PZ_SIEVE_CONTINUE_FROM)
         return;
-    size_t wanted = self->threads < 1 ? 1 : (size_t) self->threads;
+    size_t wanted = self->threads > 0 ? (size_t) self->threads : 1;
+    if (self->peers > wanted)
+        wanted = self->peers;
     if (wanted > S_LANES_MAX)
         wanted = S_LANES_MAX;
+    if (range->lane_count == 1 && wanted > 1) {
+        //  The first split: equal lanes, which all end about together
+        //  (in turn with PUSH's, a lane that ran out shifts the cuts).
+        s_lane_t *lane = &range->lanes [0];
+        uint64_t share = (lane->end - lane->next) / wanted / width * width;
+        if (share == 0)
+            return;                 //  too little left to share
+        uint64_t end = lane->end;
+        for (size_t index = 1; index < wanted; index++)
+            range->lanes [index] = (s_lane_t) {
+                .next = lane->next + index * share,
+                .end = index + 1 < wanted ? lane->next + (index + 1) * share : end,
+                .skip_next = lane->skip_next
+            };
+        lane->end = lane->next + share;
+        range->lane_count = wanted;
+    }
+    //  Threads that came later: the widest lane's remainder is halved.
     while (range->lane_count < wanted) {
         size_t widest = 0;
         for (size_t index = 1; index < range->lane_count; index++)

@@ -122,6 +122,13 @@ bool
 void
     pz_ranges_seen (pz_ranges_t *self, const uint8_t *peer, size_t size, int64_t now_ms);
 
+//  Sets the connections the dispatch socket has now (each worker thread's
+//  PULL is one; PUSH deals to them in turn), for the lanes: a range near
+//  the top is cut into as many lanes as there are connections or threads
+//  reporting lately, whichever is more, before any of them has reported.
+void
+    pz_ranges_set_peers (pz_ranges_t *self, size_t peers);
+
 //  Returns true if a piece may be pushed now: one waits (a lost lease, or
 //  a range with numbers left to cut) within the bound, and not draining.
 bool

@@ -545,6 +545,14 @@ pz_zap_actor (zsock_t *pipe, void *args)
             else
             if (command && streq (command, "STATS"))
                 zsock_send (pipe, "ii", self.allowed, self.refused);
+            else
+            if (command && strncmp (command, "PEERS ", 6) == 0) {
+                int peers = -1;
+                for (int index = 0; index < S_MONITORS; index++)
+                    if (streq (command + 6, s_domains [index]))
+                        peers = (int) zhashx_size (self.accepted [index]);
+                zsock_send (pipe, "i", peers);
+            }
             zstr_free (&command);
             if (stop)
                 break;

@@ -86,7 +86,9 @@ int
 //  if the actor failed), "RELOAD" (reply "ii": keys loaded or -1, roles
 //  removed), "STATS" (reply "ii": handshakes allowed, refused), "BAN <Z85
 //  key> <ms>" (refuse that key for ms, whatever the list says; reply "i":
-//  0, or -1 if malformed), "$TERM".
+//  0, or -1 if malformed), "PEERS <domain>" (reply "i": connections open
+//  on that endpoint, handshake done or not, as its monitor counts them; -1
+//  for an unknown domain), "$TERM".
 void
     pz_zap_actor (zsock_t *pipe, void *args);
 

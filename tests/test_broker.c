@@ -1478,6 +1478,38 @@ s_pull_either (zsock_t *first, zsock_t *second)
 //  that have only tested numbers count: two REQ workers reported, so the
 //  first cuts alternate between two lanes and each PULL (PUSH deals round
 //  robin) gets pieces that follow each other.
+Test (broker, ranges_near_the_top_are_cut_in_lanes_for_connected_threads, .timeout = 20)
+{
+    //  Two PULLs connected, neither has reported: the broker counts the
+    //  dispatch endpoint's connections, so the first two pieces already
+    //  come from two lanes, one to each PULL (PUSH deals in turn).
+    s_options_t options = {
+        .lease_ms = 5000, .max_inflight = 1000, .max_messages = 1000,
+        .coalesce_ms = 0, .with_worker = true, .range_lease = 10
+    };
+    s_rig_t *rig = s_rig_open (&options);
+    zsock_t *pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    zclock_sleep (300);             //  connected, and counted (every 50 ms)
+    const int64_t lo = INT64_C (1000000000000000000);
+    int64_t range [] = { lo, lo + 199 };
+    s_expect (rig->source, "QQ", range, 'A', 2);
+    zsock_t *pulls [2] = { rig->pull, pull };
+    int64_t first [2];
+    for (int index = 0; index < 2; index++) {
+        uint8_t frame [3 * PZ_RECORD_SIZE];
+        cr_assert_eq (s_receive (pulls [index], frame, sizeof frame), sizeof frame,
+                      "PULL %d: no piece", index);
+        first [index] = pz_record_value (frame + PZ_RECORD_SIZE);
+    }
+    int64_t low = first [0] < first [1] ? first [0] : first [1];
+    int64_t high = first [0] < first [1] ? first [1] : first [0];
+    cr_assert_eq (low, lo);
+    cr_assert_eq (high, lo + 100, "second lane starts at %ld, not in the middle",
+                  (long) (high - lo));
+    zsock_destroy (&pull);
+    s_rig_destroy (&rig);
+}
+
 Test (broker, ranges_near_the_top_are_cut_in_lanes_for_known_threads, .timeout = 20)
 {
     s_options_t options = {

@@ -516,6 +516,39 @@ Test (ranges, lanes_near_the_top, .timeout = 10)
     s_pair_destroy (&pair);
 }
 
+Test (ranges, lanes_follow_connections_before_any_report, .timeout = 10)
+{
+    //  Three PULLs connected and none has reported yet (a range sent just
+    //  after the workers started): the first cut already comes from three
+    //  lanes, and six pieces go out at once, two per connection.
+    s_pair_t pair = s_pair_new ();
+    pz_ranges_t *ranges = pz_ranges_new (S_BASE, 100000, 10, 64);
+    pz_ranges_set_peers (ranges, 3);
+    const int64_t lo = INT64_C (1000000000000000000), hi = lo + 299;
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', lo, hi);
+    cr_assert_eq (pz_ranges_push (ranges, zsock_resolve (pair.push), 0, false), 6);
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+
+    pair = s_pair_new ();
+    ranges = pz_ranges_new (S_BASE, 100000, 10, 64);
+    pz_ranges_set_peers (ranges, 3);
+    pz_ranges_add (ranges, pz_ranges_reserve_keys (ranges, 1), 'Q', lo, hi);
+    s_piece_t pieces [64];
+    size_t count = s_drain (ranges, &pair, pieces, 64);
+    cr_assert_eq (count, 30);
+    s_assert_cover (pieces, count, NULL, 0, lo, hi);
+    cr_assert_eq (pieces [0].lo, lo);
+    for (size_t index = 1; index < 3; index++)
+        cr_assert_neq (pieces [index].lo, pieces [index - 1].hi + 1,
+                       "the first pieces come from one lane");
+    for (size_t index = 3; index < count; index++)
+        cr_assert_eq (pieces [index].lo, pieces [index - 3].hi + 1,
+                      "piece %zu does not follow its lane's last", index);
+    pz_ranges_destroy (&ranges);
+    s_pair_destroy (&pair);
+}
+
 Test (ranges, lanes_skip_restored_pieces, .timeout = 10)
 {
     //  Three threads, pieces done before a restart scattered over the range

@@ -298,6 +298,67 @@ Test (zap, handshakes_through_the_handler)
     zstr_free (&allow);
 }
 
+//  Asks the actor how many connections a domain's endpoint has.
+static int
+s_peers (zactor_t *zap, const char *domain)
+{
+    int peers = -2;
+    zstr_sendf (zap, "PEERS %s", domain);
+    cr_assert_eq (zsock_recv (zap, "i", &peers), 0);
+    return peers;
+}
+
+Test (zap, counts_the_connections_of_an_endpoint, .timeout = 10)
+{
+    //  The broker cuts ranges near the top into one lane per connection of
+    //  its dispatch endpoint; with CURVE the actor's monitor counts them.
+    zcert_t *server_cert = s_cert ("broker", NULL, false);
+    zcert_t *worker = s_cert ("worker", "worker", true);
+    char *allow = s_allow_dir ();
+    zactor_t *zap = zactor_new (pz_zap_actor, allow);
+    cr_assert (zap);
+    pz_sockopts_t opts;
+    pz_sockopts_init (&opts);
+    snprintf (opts.curve_public, sizeof opts.curve_public, "%s", zcert_public_txt (server_cert));
+    snprintf (opts.curve_secret, sizeof opts.curve_secret, "%s", zcert_secret_txt (server_cert));
+    opts.zap_domain = "dispatch";
+    zsock_t *server = pz_sock_open (ZMQ_PUSH, "dispatch PUSH", "tcp://127.0.0.1:*",
+                                    true, &opts);
+    cr_assert (server);
+    char *endpoint = zsock_last_endpoint (server);
+    cr_assert_eq (s_peers (zap, "dispatch"), 0);
+    cr_assert_eq (s_peers (zap, "nowhere"), -1);
+
+    pz_sockopts_t client_opts;
+    pz_sockopts_init (&client_opts);
+    snprintf (client_opts.curve_public, sizeof client_opts.curve_public, "%s",
+              zcert_public_txt (worker));
+    snprintf (client_opts.curve_secret, sizeof client_opts.curve_secret, "%s",
+              zcert_secret_txt (worker));
+    snprintf (client_opts.curve_server, sizeof client_opts.curve_server, "%s",
+              zcert_public_txt (server_cert));
+    zsock_t *pulls [2];
+    for (int index = 0; index < 2; index++) {
+        pulls [index] = pz_sock_open (ZMQ_PULL, "test PULL", endpoint, false, &client_opts);
+        cr_assert (pulls [index]);
+    }
+    int peers = 0;
+    for (int attempt = 0; attempt < 100 && (peers = s_peers (zap, "dispatch")) != 2; attempt++)
+        zclock_sleep (20);
+    cr_assert_eq (peers, 2);
+    zsock_destroy (&pulls [0]);
+    for (int attempt = 0; attempt < 100 && (peers = s_peers (zap, "dispatch")) != 1; attempt++)
+        zclock_sleep (20);
+    cr_assert_eq (peers, 1);
+    zsock_destroy (&pulls [1]);
+    zstr_free (&endpoint);
+    zsock_destroy (&server);
+    zactor_destroy (&zap);
+    zcert_destroy (&server_cert);
+    zcert_destroy (&worker);
+    zstr_free (&allow);
+}
+
 Test (zap, without_a_handler_curve_is_refused)
 {
     //  ZMQ_ZAP_ENFORCE_DOMAIN: no handler bound means no connection.
