@@ -23,6 +23,7 @@ import argparse
 import datetime
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -106,11 +107,15 @@ def exe(build, kind):
 
 
 def primesieve(lo, hi):
-    """(seconds, count) of `primesieve lo hi -t1 --count`."""
+    """(seconds, count, cpu seconds) of `primesieve lo hi -t1 --count`."""
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["primesieve", str(lo), str(hi), "-t1", "--count", "-q"],
                          capture_output=True, text=True, check=True, timeout=600).stdout
-    return time.monotonic() - started, int(out.split()[0])
+    seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, int(out.split()[0]), cpu
 
 
 def ours(build, tmp, lo, hi, mode, workers, broker_flags, primes):
@@ -225,7 +230,7 @@ def main():
                 continue
             width = max(1, int(width * options.scale))
             hi = lo + width - 1
-            ps_seconds, ps_count = primesieve(lo, hi)
+            ps_seconds, ps_count, ps_cpu = primesieve(lo, hi)
             for workers in (1, 2):
                 # Ours and primesieve alternate, the best of each compared:
                 # the machine is shared, and a busy moment should hit both.
@@ -236,8 +241,9 @@ def main():
                     times.append(seconds)
                     counts.append(count)
                     cpus.append(cpu)
-                    again, _ = primesieve(lo, hi)
+                    again, _, again_cpu = primesieve(lo, hi)
                     ps_seconds = min(ps_seconds, again)
+                    ps_cpu = min(ps_cpu, again_cpu)
                 seconds = min(times)
                 worker_cpu = cpus[times.index(seconds)]
                 count = counts[0] if len(set(counts)) == 1 else -1
@@ -245,10 +251,10 @@ def main():
                 rate = width / seconds
                 per_thread = rate / workers
                 ps_rate = width / ps_best
-                # By the workers' CPU: numbers per worker CPU second, over
-                # primesieve's numbers per second (one thread, CPU-bound):
-                # what a worker thread does with a core of its own.
-                by_cpu = width / worker_cpu / ps_rate if worker_cpu > 0 else 0.0
+                # By CPU: numbers per worker CPU second over primesieve's
+                # numbers per CPU second (the best of each): what a worker
+                # thread does with a core of its own.
+                by_cpu = ps_cpu / worker_cpu if worker_cpu > 0 else 0.0
                 row = (name, mode, workers, width, seconds, rate, per_thread, ps_best,
                        ps_rate, per_thread / ps_rate, count == ps_count, count, by_cpu)
                 rows.append(row)
@@ -306,9 +312,9 @@ def main():
         "primesieve's compared. *seconds*: from starting the source to "
         "its exit after printing the count (count) or to the sink's exit after the "
         "last prime (publish). *ratio per thread*: our numbers/s per worker thread "
-        "over primesieve's single-thread numbers/s; *by worker CPU*: the numbers over "
-        "the workers' CPU seconds (user + system, from /proc), over primesieve's "
-        "numbers/s: what a worker thread does with a core to itself. Goal for "
+        "over primesieve's single-thread numbers/s; *by worker CPU*: primesieve's CPU "
+        "seconds over the workers' (user + system, from /proc; the best run of each): "
+        "what a worker thread does with a core to itself. Goal for "
         "counting: >= %.1f per "
         "worker thread, measured on the 1-worker rows of the long intervals, all with "
         "the broker's default flags (%s). The "
