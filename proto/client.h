@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#define PZ_CLIENT_SLOTS_MAX     64      //  requests outstanding, at most
+#define PZ_CLIENT_SLOTS_MAX     256     //  requests outstanding, at most
 
 typedef struct _pz_client_t pz_client_t;
 

@@ -65,7 +65,7 @@ typedef struct {
 //  stream_engine_base.cpp (zeromq/libzmq issues 3937, 4364, 4767). Those
 //  sockets set heartbeat_ivl_ms to 0 and rely on keepalive. A request/reply
 //  connection queues at most the client's outstanding requests (one for a
-//  REQ, at most 64 for a pz_client's DEALER), far below its high-water
+//  REQ, at most 256 for a pz_client's DEALER), far below its high-water
 //  mark, so heartbeats stay on there.
 void
     pz_sockopts_init (pz_sockopts_t *opts);
