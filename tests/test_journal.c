@@ -543,6 +543,27 @@ Test (journal, crc32c_matches_the_known_vector_on_both_paths, .timeout = 10)
             cr_assert_eq (pz_journal_crc32c (half, data + start + length / 2,
                                              length - length / 2), whole);
         }
+    //  Past three strides (1 KiB each) the instruction path runs three
+    //  streams and joins them: lengths around each multiple of 3 KiB.
+    size_t big_size = 5 * 3072 + 64;
+    uint8_t *big = (uint8_t *) malloc (big_size);
+    cr_assert (big);
+    uint32_t seed = 12345;
+    for (size_t index = 0; index < big_size; index++) {
+        seed = seed * 1103515245 + 12345;
+        big [index] = (uint8_t) (seed >> 16);
+    }
+    for (size_t start = 0; start < 3; start++)
+        for (size_t length = 0; length + start <= big_size; length += 509) {
+            uint32_t whole = pz_journal_crc32c_portable (0x1234567, big + start, length);
+            cr_assert_eq (pz_journal_crc32c (0x1234567, big + start, length), whole,
+                          "length %zu from %zu", length, start);
+        }
+    for (size_t length = 3072 - 9; length <= 3 * 3072 + 9; length++)
+        if (length % 3072 <= 9 || length % 3072 >= 3072 - 9)
+            cr_assert_eq (pz_journal_crc32c (7, big, length),
+                          pz_journal_crc32c_portable (7, big, length), "length %zu", length);
+    free (big);
 }
 
 Test (journal, retain_specs_parse_and_bad_ones_are_refused, .timeout = 10)
