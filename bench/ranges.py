@@ -106,11 +106,11 @@ def exe(build, kind):
     return os.path.join(build, kind, "playzmq-" + kind)
 
 
-def primesieve(lo, hi):
-    """(seconds, count, cpu seconds) of `primesieve lo hi -t1 --count`."""
+def primesieve(lo, hi, threads=1):
+    """(seconds, count, cpu seconds) of `primesieve lo hi -tTHREADS --count`."""
     started = time.monotonic()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["primesieve", str(lo), str(hi), "-t1", "--count", "-q"],
+    out = subprocess.run(["primesieve", str(lo), str(hi), "-t%d" % threads, "--count", "-q"],
                          capture_output=True, text=True, check=True, timeout=600).stdout
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -235,6 +235,7 @@ def main():
                 # Ours and primesieve alternate, the best of each compared:
                 # the machine is shared, and a busy moment should hit both.
                 times, counts, cpus = [], [], []
+                ps2_seconds = float("inf")
                 for _ in range(options.repeat):
                     seconds, count, cpu = ours(options.build, tmp, lo, hi, mode, workers,
                                                flags, ps_count)
@@ -244,6 +245,10 @@ def main():
                     again, _, again_cpu = primesieve(lo, hi)
                     ps_seconds = min(ps_seconds, again)
                     ps_cpu = min(ps_cpu, again_cpu)
+                    if workers == 2:
+                        # What two threads get on this machine, primesieve's
+                        # own: its 2 cores slow each other down.
+                        ps2_seconds = min(ps2_seconds, primesieve(lo, hi, 2)[0])
                 seconds = min(times)
                 worker_cpu = cpus[times.index(seconds)]
                 count = counts[0] if len(set(counts)) == 1 else -1
@@ -255,14 +260,19 @@ def main():
                 # numbers per CPU second (the best of each): what a worker
                 # thread does with a core of its own.
                 by_cpu = ps_cpu / worker_cpu if worker_cpu > 0 else 0.0
+                # Two workers against primesieve -t2 (both cores, one run).
+                by_t2 = ps2_seconds / seconds if workers == 2 else None
                 row = (name, mode, workers, width, seconds, rate, per_thread, ps_best,
-                       ps_rate, per_thread / ps_rate, count == ps_count, count, by_cpu)
+                       ps_rate, per_thread / ps_rate, count == ps_count, count, by_cpu,
+                       by_t2)
                 rows.append(row)
                 print("%-28s %s workers %d: %d numbers in %.2f s = %s numbers/s "
                       "(%s per thread); primesieve -t1 %.2f s = %s numbers/s; "
-                      "ratio per thread %.2f (by worker CPU %.2f); count %d %s" % (
+                      "ratio per thread %.2f (by worker CPU %.2f%s); count %d %s" % (
                           name, mode, workers, width, seconds, si(rate), si(per_thread),
-                          ps_best, si(ps_rate), per_thread / ps_rate, by_cpu, count,
+                          ps_best, si(ps_rate), per_thread / ps_rate, by_cpu,
+                          "; primesieve -t2 %.2f s, ours / it %.2f" % (ps2_seconds, by_t2)
+                          if by_t2 else "", count,
                           "= primesieve" if count == ps_count else
                           "!= primesieve %d" % ps_count), flush=True)
             cmds.append("# %s\n%s" % (name, commands(lo, hi, mode, 2, flags, ps_count)))
@@ -274,15 +284,15 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     table = ["| interval | mode | workers | numbers | seconds | numbers/s | primes/s | "
              "per worker thread | primesieve -t1 s | primesieve numbers/s | ratio per "
-             "thread | by worker CPU | count = primesieve |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "thread | by worker CPU | 2 workers / primesieve -t2 | count = primesieve |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (name, mode, workers, width, seconds, rate, per_thread, ps_s, ps_rate, ratio,
-         same, count, by_cpu) in rows:
+         same, count, by_cpu, by_t2) in rows:
         table.append("| %s | %s | %d | %s | %.2f | %s | %s | %s | %.2f | %s | **%.2f** | %.2f "
-                     "| %s |" % (
+                     "| %s | %s |" % (
             name, "count (Q)" if mode == "Q" else "publish (R)", workers, si(width),
             seconds, si(rate), si(count / seconds) if count > 0 else "-", si(per_thread),
-            ps_s, si(ps_rate), ratio, by_cpu,
+            ps_s, si(ps_rate), ratio, by_cpu, "%.2f" % by_t2 if by_t2 else "-",
             "yes (%d)" % count if same else "NO (%d)" % count))
     # The goal is per worker thread: measured where a worker thread has a
     # core to itself, the 1-worker rows (2 cores: the other one runs the
@@ -296,12 +306,16 @@ def main():
              and ("1e12" in r[0] or "long" in r[0])]
     pairs_cpu = [r[12] for r in rows if r[1] == "Q" and r[2] == 2
                  and ("1e12" in r[0] or "long" in r[0])]
+    pairs_t2 = [r[13] for r in rows if r[1] == "Q" and r[2] == 2
+                and ("1e12" in r[0] or "long" in r[0])]
     verdict += "; with 2 workers, per thread, near 10^12 and on the long interval " \
         "near 10^18: %s by the clock (%s), %s by the workers' CPU (%s)" % (
             ", ".join("%.2f" % c for c in pairs),
             "met" if pairs and min(pairs) >= T_COUNT_RATIO else "NOT met",
             ", ".join("%.2f" % c for c in pairs_cpu),
             "met" if pairs_cpu and min(pairs_cpu) >= T_COUNT_RATIO else "NOT met")
+    verdict += "; 2 workers against primesieve -t2 on the same intervals (this " \
+        "machine's own two-thread rate): %s" % ", ".join("%.2f" % c for c in pairs_t2)
     text = "\n".join([
         "## Ranges (bench/ranges.py)", "",
         "Run on %s, load average %s at the start, with `%s`. Each interval is "
@@ -314,7 +328,10 @@ def main():
         "last prime (publish). *ratio per thread*: our numbers/s per worker thread "
         "over primesieve's single-thread numbers/s; *by worker CPU*: primesieve's CPU "
         "seconds over the workers' (user + system, from /proc; the best run of each): "
-        "what a worker thread does with a core to itself. Goal for "
+        "what a worker thread does with a core to itself; *2 workers / primesieve -t2*: "
+        "primesieve's time with two threads over ours with two workers (its two "
+        "threads slow each other down here too: the reference for what two threads "
+        "get on this machine). Goal for "
         "counting: >= %.1f per "
         "worker thread, measured on the 1-worker rows of the long intervals, all with "
         "the broker's default flags (%s). The "
