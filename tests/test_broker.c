@@ -1474,21 +1474,27 @@ s_pull_either (zsock_t *first, zsock_t *second)
     return pz_record_value (frame);
 }
 
-//  Near the top a range is cut into one lane per worker thread; threads
-//  that have only tested numbers count: two REQ workers reported, so the
-//  first cuts alternate between two lanes and each PULL (PUSH deals round
-//  robin) gets pieces that follow each other.
-Test (broker, ranges_near_the_top_are_cut_in_lanes_for_connected_threads, .timeout = 20)
+//  A broker that cuts ranges in pieces of 10, with its test worker's PULL
+//  and a second PULL (returned in *pull) connected to its dispatch.
+static s_rig_t *
+s_rig_two_pulls (zsock_t **pull)
 {
-    //  Two PULLs connected, neither has reported: the broker counts the
-    //  dispatch endpoint's connections, so the first two pieces already
-    //  come from two lanes, one to each PULL (PUSH deals in turn).
     s_options_t options = {
         .lease_ms = 5000, .max_inflight = 1000, .max_messages = 1000,
         .coalesce_ms = 0, .with_worker = true, .range_lease = 10
     };
     s_rig_t *rig = s_rig_open (&options);
-    zsock_t *pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    *pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    return rig;
+}
+
+Test (broker, ranges_near_the_top_are_cut_in_lanes_for_connected_threads, .timeout = 20)
+{
+    //  Two PULLs connected, neither has reported: the broker counts the
+    //  dispatch endpoint's connections, so the first two pieces already
+    //  come from two lanes, one to each PULL (PUSH deals in turn).
+    zsock_t *pull;
+    s_rig_t *rig = s_rig_two_pulls (&pull);
     zclock_sleep (300);             //  connected, and counted (every 50 ms)
     const int64_t lo = INT64_C (1000000000000000000);
     int64_t range [] = { lo, lo + 199 };
@@ -1510,14 +1516,14 @@ Test (broker, ranges_near_the_top_are_cut_in_lanes_for_connected_threads, .timeo
     s_rig_destroy (&rig);
 }
 
+//  Near the top a range is cut into one lane per worker thread; threads
+//  that have only tested numbers count: two REQ workers reported, so the
+//  first cuts alternate between two lanes and each PULL (PUSH deals round
+//  robin) gets pieces that follow each other.
 Test (broker, ranges_near_the_top_are_cut_in_lanes_for_known_threads, .timeout = 20)
 {
-    s_options_t options = {
-        .lease_ms = 5000, .max_inflight = 1000, .max_messages = 1000,
-        .coalesce_ms = 0, .with_worker = true, .range_lease = 10
-    };
-    s_rig_t *rig = s_rig_open (&options);
-    zsock_t *pull = s_connect (ZMQ_PULL, rig->endpoints [2]);
+    zsock_t *pull;
+    s_rig_t *rig = s_rig_two_pulls (&pull);
     zsock_t *reports [2];
     for (int index = 0; index < 2; index++) {
         reports [index] = zsock_new (ZMQ_REQ);

@@ -215,19 +215,31 @@ Test (zap, reload_adds_and_removes_keys)
     zstr_free (&allow);
 }
 
+//  Fills opts for a CURVE socket: a server (the broker) as cert with its
+//  ZAP domain when server_cert is NULL, else a client as cert of the
+//  server server_cert. cert NULL: plaintext.
+static void
+s_curve_opts (pz_sockopts_t *opts, zcert_t *cert, zcert_t *server_cert, const char *domain)
+{
+    pz_sockopts_init (opts);
+    if (!cert)
+        return;
+    snprintf (opts->curve_public, sizeof opts->curve_public, "%s", zcert_public_txt (cert));
+    snprintf (opts->curve_secret, sizeof opts->curve_secret, "%s", zcert_secret_txt (cert));
+    if (server_cert)
+        snprintf (opts->curve_server, sizeof opts->curve_server, "%s",
+                  zcert_public_txt (server_cert));
+    else
+        opts->zap_domain = domain;
+}
+
 //  Opens a CURVE client DEALER to endpoint as cert (NULL: plaintext),
 //  sends one frame, and returns true if the server read it within 1 s.
 static bool
 s_gets_through (zsock_t *server, const char *endpoint, zcert_t *cert, zcert_t *server_cert)
 {
     pz_sockopts_t opts;
-    pz_sockopts_init (&opts);
-    if (cert) {
-        snprintf (opts.curve_public, sizeof opts.curve_public, "%s", zcert_public_txt (cert));
-        snprintf (opts.curve_secret, sizeof opts.curve_secret, "%s", zcert_secret_txt (cert));
-        snprintf (opts.curve_server, sizeof opts.curve_server, "%s",
-                  zcert_public_txt (server_cert));
-    }
+    s_curve_opts (&opts, cert, server_cert, NULL);
     zsock_t *client = pz_sock_open (ZMQ_DEALER, "test DEALER", endpoint, false, &opts);
     cr_assert (client);
     zstr_send (client, "hello");
@@ -257,10 +269,7 @@ Test (zap, handshakes_through_the_handler)
     cr_assert_eq (keys, 2);
 
     pz_sockopts_t opts;
-    pz_sockopts_init (&opts);
-    snprintf (opts.curve_public, sizeof opts.curve_public, "%s", zcert_public_txt (server_cert));
-    snprintf (opts.curve_secret, sizeof opts.curve_secret, "%s", zcert_secret_txt (server_cert));
-    opts.zap_domain = "results";
+    s_curve_opts (&opts, server_cert, NULL, "results");
     zsock_t *server = pz_sock_open (ZMQ_ROUTER, "results ROUTER", "tcp://127.0.0.1:*",
                                     true, &opts);
     cr_assert (server);
@@ -318,10 +327,7 @@ Test (zap, counts_the_connections_of_an_endpoint, .timeout = 10)
     zactor_t *zap = zactor_new (pz_zap_actor, allow);
     cr_assert (zap);
     pz_sockopts_t opts;
-    pz_sockopts_init (&opts);
-    snprintf (opts.curve_public, sizeof opts.curve_public, "%s", zcert_public_txt (server_cert));
-    snprintf (opts.curve_secret, sizeof opts.curve_secret, "%s", zcert_secret_txt (server_cert));
-    opts.zap_domain = "dispatch";
+    s_curve_opts (&opts, server_cert, NULL, "dispatch");
     zsock_t *server = pz_sock_open (ZMQ_PUSH, "dispatch PUSH", "tcp://127.0.0.1:*",
                                     true, &opts);
     cr_assert (server);
@@ -330,13 +336,7 @@ Test (zap, counts_the_connections_of_an_endpoint, .timeout = 10)
     cr_assert_eq (s_peers (zap, "nowhere"), -1);
 
     pz_sockopts_t client_opts;
-    pz_sockopts_init (&client_opts);
-    snprintf (client_opts.curve_public, sizeof client_opts.curve_public, "%s",
-              zcert_public_txt (worker));
-    snprintf (client_opts.curve_secret, sizeof client_opts.curve_secret, "%s",
-              zcert_secret_txt (worker));
-    snprintf (client_opts.curve_server, sizeof client_opts.curve_server, "%s",
-              zcert_public_txt (server_cert));
+    s_curve_opts (&client_opts, worker, server_cert, NULL);
     zsock_t *pulls [2];
     for (int index = 0; index < 2; index++) {
         pulls [index] = pz_sock_open (ZMQ_PULL, "test PULL", endpoint, false, &client_opts);
@@ -365,10 +365,7 @@ Test (zap, without_a_handler_curve_is_refused)
     zcert_t *server_cert = s_cert ("broker", NULL, false);
     zcert_t *worker = s_cert ("worker", "worker", true);
     pz_sockopts_t opts;
-    pz_sockopts_init (&opts);
-    snprintf (opts.curve_public, sizeof opts.curve_public, "%s", zcert_public_txt (server_cert));
-    snprintf (opts.curve_secret, sizeof opts.curve_secret, "%s", zcert_secret_txt (server_cert));
-    opts.zap_domain = "results";
+    s_curve_opts (&opts, server_cert, NULL, "results");
     zsock_t *server = pz_sock_open (ZMQ_ROUTER, "results ROUTER", "tcp://127.0.0.1:*",
                                     true, &opts);
     cr_assert (server);
