@@ -85,8 +85,9 @@ pz_zap_domain_roles (const char *domain)
         return 0;
     if (streq (domain, "source"))
         return PZ_ROLE_SOURCE;
+    //  A source reads them too: `--count-only` waits there for the count.
     if (streq (domain, "publish") || streq (domain, "history"))
-        return PZ_ROLE_SINK;
+        return PZ_ROLE_SINK | PZ_ROLE_SOURCE;
     if (streq (domain, "dispatch") || streq (domain, "results"))
         return PZ_ROLE_WORKER;
     return 0;

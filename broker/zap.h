@@ -42,8 +42,9 @@ const char *
     pz_zap_role_name (int role);
 
 //  Returns the roles allowed on a ZAP domain: source: sources; publish and
-//  history: sinks (playzmq-top reads the history endpoint with a sink's
-//  key); dispatch and results: workers. 0 for an unknown domain.
+//  history: sinks and sources (playzmq-top reads the history endpoint with
+//  a sink's key; `playzmq-source --count-only` reads both for the counts
+//  of its ranges); dispatch and results: workers. 0 for an unknown domain.
 int
     pz_zap_domain_roles (const char *domain);
 

@@ -22,6 +22,7 @@ And without certificates the broker says once that it runs open.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -362,6 +363,53 @@ def test_rare_liar_is_caught_within_the_bound_and_corrected():
         assert wrong_printed == corrections, (wrong_printed, corrections, broker.log())
         assert verdict.lost == verdict.duplicated == 0, (verdict, broker.log())
         assert verdict.unexpected == verdict.wrong == 0, verdict
+
+
+def test_count_only_source_gets_its_count_under_curve():
+    """A --count-only source reads the publish (and history) endpoint with
+    its source key for the count of its ranges; a worker's key there is
+    still refused. pi(10^6) = 78498 (OEIS A006880), and pi(10^18 + 10^6) -
+    pi(10^18) = 24280 (the range's primes, counted by primesieve, an
+    independent program), through two lanes near the top."""
+    with Cluster("trust-count") as c:
+        keygen(c, "broker")
+        _, source_secret, _ = keygen(c, "source", "source")
+        _, worker_secret, worker_key = keygen(c, "worker", "worker")
+        for name in ("source", "worker"):
+            allow(c, c.path(name + ".cert"))
+        broker, ep = c.start_broker("--curve-cert", c.path("broker.cert_secret"),
+                                    "--curve-allow", c.path("allow"),
+                                    endpoints=harness.private_endpoints())
+        broker.wait_for_log(r"zap: 2 keys allowed")
+        for index in range(2):
+            c.start("worker", "--dispatch", ep["dispatch"], "--results", ep["results"],
+                    "--threads", 1, *curve(c, worker_secret), name="worker-%d" % index)
+        top = 10**18
+        expected = {(2, 10**6): 78498}
+        if shutil.which("primesieve"):
+            out = subprocess.run(["primesieve", str(top), str(top + 10**6), "--count", "-q"],
+                                 capture_output=True, text=True, check=True, timeout=60)
+            expected[(top, top + 10**6)] = int(out.stdout.split()[0])
+        out = c.path("counts.txt")
+        args = ["--connect", ep["source"], "--publish", ep["publish"],
+                "--history", ep["history"], "--count-only", *curve(c, source_secret)]
+        for lo, hi in expected:
+            args += ["--range", "%d:%d" % (lo, hi)]
+        source = c.start("source", *args, stdout=out)
+        assert source.wait(60) == 0, source.log() + broker.log()
+        with open(out) as handle:
+            got = {tuple(int(b) for b in line.split()[0].split(":")): int(line.split()[1])
+                   for line in handle}
+        assert got == expected, (got, expected)
+        assert "a source's key, wrong role" not in broker.log(), broker.log()
+        # A worker's key on the publish endpoint is still refused.
+        sink = c.start("sink", *harness.sink_endpoints(ep), "--tags", "P",
+                       *curve(c, worker_secret))
+        broker.wait_for_log(r"zap: refused 127\.0\.0\.1 on the publish endpoint: a "
+                            r"worker's key, wrong role, key %s" % re.escape(worker_key))
+        sink.stop(timeout=5)
+        print("trust_count_only: %s" % " ".join("%d:%d=%d" % (lo, hi, n)
+                                                 for (lo, hi), n in got.items()), flush=True)
 
 
 def test_open_broker_says_so_once():

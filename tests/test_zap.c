@@ -84,8 +84,8 @@ Test (zap, roles_per_endpoint)
     cr_assert_eq (pz_zap_role_parse (""), 0);
     cr_assert_eq (pz_zap_role_parse (NULL), 0);
     cr_assert_eq (pz_zap_domain_roles ("source"), PZ_ROLE_SOURCE);
-    cr_assert_eq (pz_zap_domain_roles ("publish"), PZ_ROLE_SINK);
-    cr_assert_eq (pz_zap_domain_roles ("history"), PZ_ROLE_SINK);
+    cr_assert_eq (pz_zap_domain_roles ("publish"), PZ_ROLE_SINK | PZ_ROLE_SOURCE);
+    cr_assert_eq (pz_zap_domain_roles ("history"), PZ_ROLE_SINK | PZ_ROLE_SOURCE);
     cr_assert_eq (pz_zap_domain_roles ("dispatch"), PZ_ROLE_WORKER);
     cr_assert_eq (pz_zap_domain_roles ("results"), PZ_ROLE_WORKER);
     cr_assert_eq (pz_zap_domain_roles ("global"), 0);
