@@ -233,6 +233,19 @@ s_curve_opts (pz_sockopts_t *opts, zcert_t *cert, zcert_t *server_cert, const ch
         opts->zap_domain = domain;
 }
 
+//  Opens a CURVE server socket of type as the broker (cert) on a free
+//  loopback port with its ZAP domain; sets *endpoint (caller frees it).
+static zsock_t *
+s_curve_server (int type, zcert_t *cert, const char *domain, char **endpoint)
+{
+    pz_sockopts_t opts;
+    s_curve_opts (&opts, cert, NULL, domain);
+    zsock_t *server = pz_sock_open (type, "test server", "tcp://127.0.0.1:*", true, &opts);
+    cr_assert (server);
+    *endpoint = zsock_last_endpoint (server);
+    return server;
+}
+
 //  Opens a CURVE client DEALER to endpoint as cert (NULL: plaintext),
 //  sends one frame, and returns true if the server read it within 1 s.
 static bool
@@ -268,12 +281,8 @@ Test (zap, handshakes_through_the_handler)
     cr_assert_eq (zsock_recv (zap, "i", &keys), 0);
     cr_assert_eq (keys, 2);
 
-    pz_sockopts_t opts;
-    s_curve_opts (&opts, server_cert, NULL, "results");
-    zsock_t *server = pz_sock_open (ZMQ_ROUTER, "results ROUTER", "tcp://127.0.0.1:*",
-                                    true, &opts);
-    cr_assert (server);
-    char *endpoint = zsock_last_endpoint (server);
+    char *endpoint;
+    zsock_t *server = s_curve_server (ZMQ_ROUTER, server_cert, "results", &endpoint);
 
     cr_assert (s_gets_through (server, endpoint, worker, server_cert));
     cr_assert_not (s_gets_through (server, endpoint, stranger, server_cert));
@@ -326,12 +335,8 @@ Test (zap, counts_the_connections_of_an_endpoint, .timeout = 10)
     char *allow = s_allow_dir ();
     zactor_t *zap = zactor_new (pz_zap_actor, allow);
     cr_assert (zap);
-    pz_sockopts_t opts;
-    s_curve_opts (&opts, server_cert, NULL, "dispatch");
-    zsock_t *server = pz_sock_open (ZMQ_PUSH, "dispatch PUSH", "tcp://127.0.0.1:*",
-                                    true, &opts);
-    cr_assert (server);
-    char *endpoint = zsock_last_endpoint (server);
+    char *endpoint;
+    zsock_t *server = s_curve_server (ZMQ_PUSH, server_cert, "dispatch", &endpoint);
     cr_assert_eq (s_peers (zap, "dispatch"), 0);
     cr_assert_eq (s_peers (zap, "nowhere"), -1);
 
@@ -364,12 +369,8 @@ Test (zap, without_a_handler_curve_is_refused)
     //  ZMQ_ZAP_ENFORCE_DOMAIN: no handler bound means no connection.
     zcert_t *server_cert = s_cert ("broker", NULL, false);
     zcert_t *worker = s_cert ("worker", "worker", true);
-    pz_sockopts_t opts;
-    s_curve_opts (&opts, server_cert, NULL, "results");
-    zsock_t *server = pz_sock_open (ZMQ_ROUTER, "results ROUTER", "tcp://127.0.0.1:*",
-                                    true, &opts);
-    cr_assert (server);
-    char *endpoint = zsock_last_endpoint (server);
+    char *endpoint;
+    zsock_t *server = s_curve_server (ZMQ_ROUTER, server_cert, "results", &endpoint);
     cr_assert_not (s_gets_through (server, endpoint, worker, server_cert));
     zstr_free (&endpoint);
     zsock_destroy (&server);
