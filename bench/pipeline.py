@@ -1423,7 +1423,7 @@ def headline_section(R, g, headline):
                  "**%s**" % spread(headline, ratio_fmt), "", "", "", ""])
     return "\n\n".join([
         ("Every program as the README runs it: no tuning flag (the broker's "
-         "`--publish-hwm` 1000, no journal; workers one thread per core, `--pipeline` 4; "
+         "`--publish-hwm` 1000, no journal; workers one thread per core, `--pipeline` 32; "
          "the source's `--pipeline` %d; the sink's `--hwm` 10000, text), only the "
          "loopback endpoints, the counts, the source's range and seed, and the broker's "
          "`--stats-format json`. The rate is the count over the time from starting the "
