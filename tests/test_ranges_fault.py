@@ -161,15 +161,21 @@ def test_broker_kill9_no_journal():
     with Cluster("ranges-broker-kill9-no-journal") as c:
         args = ("--stats", 0, "--lease-ms", 2000, "--range-lease", 1 << 24)
         broker, ep = c.start_broker(*args, endpoints=private_endpoints(), name="broker")
-        start_workers(c, ep, 2)
+        workers = start_workers(c, ep, 2)
         counts = c.path("counts.txt")
         source = c.start("source", "--connect", ep["source"], "--publish", ep["publish"],
                          "--history", ep["history"], "--count-only",
                          "--range", "%d:%d" % q_range, "--timeout", 1000, "--retries", 60,
                          stdout=counts)
-        time.sleep(1.5)
+        # Mid-range: some pieces sieved, then the workers frozen so that the
+        # range cannot end before the kill however fast the machine is.
+        time.sleep(0.4)
+        for worker in workers:
+            worker.signal(signal.SIGSTOP)
         assert source.popen.poll() is None, "the range was done before the kill"
         broker.kill()
+        for worker in workers:
+            worker.signal(signal.SIGCONT)
         time.sleep(0.5)
         broker, _ = c.start_broker(*args, endpoints=ep, name="broker")
         assert source.wait(180) == 0, source.log()
