@@ -16,6 +16,8 @@
 
 #define S_TAG_SIZE      8           //  bytes of the tag frame
 #define S_SLOT_BITS     8           //  tag bits holding the slot index
+_Static_assert ((1 << S_SLOT_BITS) >= PZ_CLIENT_SLOTS_MAX,
+                "a tag must be able to name every slot");
 
 //  One request: its bytes, whether it is outstanding, and when it is due.
 typedef struct {
