@@ -548,15 +548,19 @@ class Bench:
         if run["lines"] != total:
             problems.append("the sink wrote %d of %d lines" % (run["lines"], total))
 
-    def replay(self, journal, count, label=None):
+    def replay(self, journal, count, label=None, sink_format="none"):
         """A sink reading `count` verdicts back from a journal a run left: a
         broker started on it and nothing else (the live path idle), the
         journal read once first (a warm page cache), then `playzmq-sink
         --from all --format none --tags PC --count N`; the rate is count
-        over the time from starting the sink to its exit."""
+        over the time from starting the sink to its exit. sink_format other
+        than none: the sink prints to a file, whose lines are counted (what
+        one sink can print with a core to itself)."""
         run = {"kind": "replay", "label": label, "count": count}
         procs = []
-        with self.measuring(run, procs):
+        out = (self.scratch("verdicts." + {"text": "txt"}.get(sink_format, sink_format))
+               if sink_format != "none" else None)
+        with self.measuring(run, procs, out):
             broker, ep = self.start_broker(("--journal", journal))
             procs.append(broker)
             warm_cache(journal)
@@ -564,11 +568,16 @@ class Bench:
             t0 = time.monotonic()
             sink = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
                                  "--history", ep["history"], "--from", "all",
-                                 "--format", "none", "--tags", "PC", "--count", count])
+                                 "--format", sink_format, "--tags", "PC", "--count", count],
+                        stdout=out)
             procs.append(sink)
             run["commands"] = self.commands(procs, ep, [sink])
             end = sink.exit_time(min(self.options.run_timeout, max(5, self.time_left())))
             self.finish(run, procs, broker, cpu0, t0, end, count)
+            if out:
+                size = os.path.getsize(out) if os.path.exists(out) else 0
+                run["lines"] = count_lines(out) if size else 0
+                run["bytes_per_line"] = size / run["lines"] if run["lines"] else None
             m = re.search(r"printed N (\d+), P (\d+), C (\d+);.* filled (\d+) messages "
                           r"from history, lost (\d+)", sink.output())
             run["verdicts"] = int(m.group(2)) + int(m.group(3)) if m else 0
@@ -1166,6 +1175,9 @@ def main():
                 # What the journal run left, read back through history.
                 if not ran.get("error"):
                     add("replay", bench.replay(journal, ran["verdicts"]))
+                    # One text sink with the machine to itself: its own rate.
+                    add("replay-text", bench.replay(journal, ran["verdicts"],
+                                                    sink_format="text"))
                 shutil.rmtree(journal, ignore_errors=True)
                 # Sinks printing every verdict to a file at the full rate.
                 for fmt in SINK_FORMATS:
@@ -1691,6 +1703,16 @@ def sinks_section(R, g):
                      spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
                      spread(g(name, "bytes_per_line"), "%.1f".__mod__),
                      cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
+    alone = R.get("replay-text", [])
+    if alone:
+        rows.append(["`--format text` to a file, alone: reading the batch-1024 journal "
+                     "run's verdicts from history, nothing else running",
+                     spread(g("replay-text")),
+                     "%s of the pipeline's rate (medians)" % ratio_fmt(
+                         med(g("replay-text")) / med(g("ours-k1024")))
+                     if g("replay-text") and g("ours-k1024") else "-",
+                     spread(g("replay-text", "bytes_per_line"), "%.1f".__mod__),
+                     cpu_fmt(alone), "-"])
     return "\n\n".join([
         "The batch-1024 pipeline of table (1) (2 workers × --threads 1, source "
         "`--pipeline %d`, broker `--publish-hwm 0`), its measuring sink `--tags PC --hwm 0` "
@@ -1698,7 +1720,10 @@ def sinks_section(R, g):
         "over the time from starting the source to the sink's exit at its count (the "
         "file is counted afterwards); the ratio is to the counting sink's run of the "
         "same repeat. Below 1, the sink is the bottleneck: the source still runs at "
-        "full speed (*source acked/s*) and the broker queues for the sink." % SOURCE_PIPELINE,
+        "full speed (*source acked/s*) and the broker queues for the sink. The last "
+        "row is one text sink with the two cores to itself (and the broker's history "
+        "thread): the journal the batch-1024 run left, read back with `--from all`, "
+        "as the replay of the journal section does it." % SOURCE_PIPELINE,
         table(["sink", "lines/s", "ratio to the pipeline (paired)", "bytes per line",
                "CPU, % of one core (median)", "source acked/s"], rows),
         "Command (text; csv and json differ only in `--format`):\n\n"
