@@ -559,7 +559,8 @@ class Bench:
         costs: on this virtual machine a new file's first touch of fresh
         page-cache pages alone costs ~1.5 ns a byte, more than the
         formatting)."""
-        run = {"kind": "replay", "label": label, "count": count}
+        run = {"kind": "replay" if sink_format == "none" else "replay-" + sink_format,
+               "label": label, "count": count}
         procs = []
         out = os.devnull if sink_format != "none" else None
         with self.measuring(run, procs):
@@ -772,9 +773,9 @@ def describe(run):
     if run.get("pipeline"):
         parts.append("pipeline %d" % run["pipeline"])
     if run.get("rate") and not run.get("error"):
-        parts.append("%10s %s/s %s" % (si(run["rate"]), "verdicts" if run["kind"] == "replay"
-                                       else "numbers", "from history" if run["kind"] == "replay"
-                                       else "end to end"))
+        replay = run["kind"].startswith("replay")
+        parts.append("%10s %s/s %s" % (si(run["rate"]), "verdicts" if replay else "numbers",
+                                       "from history" if replay else "end to end"))
     if run.get("lines") and not run.get("error"):
         parts.append("%s lines to a file (%.1f bytes each)" % (si(run["lines"]),
                                                                run["bytes_per_line"] or 0))
@@ -1173,9 +1174,10 @@ def main():
                 # What the journal run left, read back through history.
                 if not ran.get("error"):
                     add("replay", bench.replay(journal, ran["verdicts"]))
-                    # One text sink with the machine to itself: its own rate.
-                    add("replay-text", bench.replay(journal, ran["verdicts"],
-                                                    sink_format="text"))
+                    # One printing sink with the machine to itself: its own rate.
+                    for fmt in SINK_FORMATS:
+                        add("replay-" + fmt, bench.replay(journal, ran["verdicts"],
+                                                          sink_format=fmt))
                 shutil.rmtree(journal, ignore_errors=True)
                 # Sinks printing every verdict to a file at the full rate.
                 for fmt in SINK_FORMATS:
@@ -1701,15 +1703,17 @@ def sinks_section(R, g):
                      spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
                      spread(g(name, "bytes_per_line"), "%.1f".__mod__),
                      cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
-    alone = R.get("replay-text", [])
-    if alone:
-        rows.append(["`--format text` to /dev/null, alone: reading the batch-1024 journal "
-                     "run's verdicts from history, nothing else running",
-                     spread(g("replay-text")),
+    for fmt in SINK_FORMATS:
+        name = "replay-" + fmt
+        if not R.get(name):
+            continue
+        rows.append(["`--format %s` to /dev/null, alone: reading the batch-1024 journal "
+                     "run's verdicts from history, nothing else running" % fmt,
+                     spread(g(name)),
                      "%s of the pipeline's rate (medians)" % ratio_fmt(
-                         med(g("replay-text")) / med(g("ours-k1024")))
-                     if g("replay-text") and g("ours-k1024") else "-",
-                     "-", cpu_fmt(alone), "-"])
+                         med(g(name)) / med(g("ours-k1024")))
+                     if g(name) and g("ours-k1024") else "-",
+                     "-", cpu_fmt(R[name]), "-"])
     return "\n\n".join([
         "The batch-1024 pipeline of table (1) (2 workers × --threads 1, source "
         "`--pipeline %d`, broker `--publish-hwm 0`), its measuring sink `--tags PC --hwm 0` "
@@ -1718,7 +1722,7 @@ def sinks_section(R, g):
         "file is counted afterwards); the ratio is to the counting sink's run of the "
         "same repeat. Below 1, the sink is the bottleneck: the source still runs at "
         "full speed (*source acked/s*) and the broker queues for the sink. The last "
-        "row is one text sink with the two cores to itself (and the broker's history "
+        "rows are one printing sink with the two cores to itself (and the broker's history "
         "thread): the journal the batch-1024 run left, read back with `--from all`, "
         "as the replay of the journal section does it, every line written to "
         "/dev/null: what the sink formats and writes when the destination costs "
