@@ -17,6 +17,7 @@ exact below 3.3e24), not with the C code under test.
 import collections
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -149,7 +150,10 @@ class Proc:
 
 class Cluster:
     """A scratch directory and every process started in it. Use as a
-    context manager: leaving it stops every process still running."""
+    context manager: leaving it stops every process still running, then
+    removes the directory (journals and sinks' files reach hundreds of MB)
+    unless the block failed or $PZ_KEEP_TMP is set: then it stays, and its
+    path is printed, for the logs."""
 
     def __init__(self, name="playzmq"):
         self.dir = tempfile.mkdtemp(prefix=name + "-")
@@ -160,8 +164,13 @@ class Cluster:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, traceback):
         self.stop_all()
+        passed = exc_type is None or issubclass(exc_type, Skip)
+        if passed and not os.environ.get("PZ_KEEP_TMP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        else:
+            print("kept %s" % self.dir, file=sys.stderr)
         return False
 
     def _on_sigterm(self, signum, frame):
