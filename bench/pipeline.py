@@ -92,22 +92,26 @@ class Proc:
 
     running = []
 
-    def __init__(self, name, args, stdout=None):
-        """stdout: a file to write the output to (then only stderr is read)."""
+    def __init__(self, name, args, stdout=None, stdin=None):
+        """stdout: a file to write the output to (then only stderr is read),
+        or the write end of a pipe (an int; the caller closes its copy).
+        stdin: the read end of a pipe (an int), else /dev/null."""
         self.name = name
         self.args = [str(arg) for arg in args]
-        self.stdout_path = stdout
+        self.stdout_path = stdout if isinstance(stdout, str) else None
+        self.piped_to = None        # the command line reading its stdout, if a pipe
         self.lines = []
         self.status = None
         self.rusage = None          # once reaped by cpu_seconds()
         self.changed = threading.Condition()
-        out = open(stdout, "wb") if stdout else subprocess.PIPE
+        opened = isinstance(stdout, str)
+        out = open(stdout, "wb") if opened else stdout if stdout is not None else subprocess.PIPE
         try:
             self.popen = subprocess.Popen(
-                self.args, stdin=subprocess.DEVNULL, stdout=out,
+                self.args, stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=out,
                 stderr=subprocess.PIPE, start_new_session=True)
         finally:
-            if stdout:
+            if opened:
                 out.close()
         Proc.running.append(self)
         self.readers = [threading.Thread(target=self._read, args=(stream,), daemon=True)
@@ -393,6 +397,8 @@ class Bench:
                 words.append(names.get(arg, arg))
             if proc.stdout_path:
                 words += [">", re.sub(r"^\d+-", "", os.path.basename(proc.stdout_path))]
+            if proc.piped_to:
+                words += ["|", proc.piped_to]
             line = " ".join(words)
             looped = re.sub(r"--seed \d+", "--seed $seed", line)
             if groups and groups[-1][0] == looped and groups[-1][2] == (proc in timed):
@@ -434,11 +440,16 @@ class Bench:
     def ours(self, batch, workers, sources, count_each, pipeline=1, sink=True,
              label=None, profile=None, broker_args=(), threads=1, publish_hwm=0,
              journal=None, sink_format="none", defaults=False, kind="ours", curve=None,
-             audit=None):
+             audit=None, tags="PC", sink_count=None, pipe=False):
         """One run of the real programs. Returns a dict of figures.
 
         curve: the flags of each program for CURVE, a dict from Bench.keys()
         (None: plaintext). audit: the broker's --audit (None: its default).
+        pipe: the sink's output (sink_format other than none) goes into a
+        pipe that `wc -lc` reads, not to a file, and the run ends at wc's
+        exit. tags: the measuring sink's --tags; with other tags than PC,
+        sink_count is how many of the run's verdicts it prints (the run
+        ends when it has).
         journal: a directory for the broker's --journal. sink_format: the
         measuring sink's --format; unless none, the sink writes to a file
         whose lines are counted. defaults: no tuning flag on any program (as the
@@ -463,20 +474,27 @@ class Bench:
                "count": total}
         procs = []
         out = (self.scratch("verdicts." + {"text": "txt"}.get(sink_format, sink_format))
-               if sink and sink_format != "none" else None)
+               if sink and sink_format != "none" and not pipe else None)
+        counter = None
         with self.measuring(run, procs, out):
             broker, ep = self.start_broker(broker_args, None if defaults else 0)
             procs.append(broker)
             if sink:
-                sink_proc = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
-                                          "--history", ep["history"], "--tags", "PC",
-                                          "--count", total] + ([] if defaults else [
-                                              "--format", sink_format,
-                                              # As the bare sink: a measuring sink
-                                              # starved of CPU queues, never drops.
-                                              "--hwm", 0]) + keys["sink"], stdout=out)
+                sink_args = [self.exe("sink"), "--connect", ep["publish"],
+                             "--history", ep["history"], "--tags", tags,
+                             "--count", sink_count or total]
+                if not defaults:
+                    # As the bare sink: a measuring sink starved of CPU
+                    # queues, never drops.
+                    sink_args += ["--format", sink_format, "--hwm", 0]
+                sink_args += keys["sink"]
+                if pipe and sink_format != "none":
+                    sink_proc, counter = self.piped_sink(sink_args)
+                    procs.append(counter)
+                else:
+                    sink_proc = Proc("sink", sink_args, stdout=out)
                 procs.append(sink_proc)
-                broker.wait_for(r"sink subscribed to '[PC]'", 10, 2)
+                broker.wait_for(r"sink subscribed to '[PC]'", 10, len(tags))
             for index in range(workers):
                 procs.append(Proc("worker", [self.exe("worker"), "--dispatch", ep["dispatch"],
                                              "--results", ep["results"]]
@@ -492,8 +510,11 @@ class Bench:
                 + ([] if defaults else ["--pipeline", pipeline]) + keys["source"])
                 for index in range(sources)]
             procs += source_procs
-            run["commands"] = self.commands(procs, ep, source_procs)
+            run["commands"] = self.commands([p for p in procs if p is not counter], ep,
+                                            source_procs)
             end = self.wait_end(sink_proc if sink else None, source_procs)
+            if counter and end is not None:
+                end = counter.exit_time(10)
             self.finish(run, procs, broker, cpu0, t0, end, total, perf)
             acked, p50s, p99s, src_rates = 0, [], [], []
             for source in source_procs:
@@ -521,12 +542,15 @@ class Bench:
                               sink_proc.output())
                 run["verdicts"] = int(m.group(2)) + int(m.group(3)) if m else 0
                 run["primes"] = int(m.group(2)) if m else None
-                if run["verdicts"] != total:
+                if run["verdicts"] != (sink_count or total):
                     problems.append("sink got %d of %d verdicts%s" % (
-                        run["verdicts"], total, ", lost %s messages" % m.group(4)
+                        run["verdicts"], sink_count or total, ", lost %s messages" % m.group(4)
                         if m and int(m.group(4)) else ""))
             if out:
                 self.count_output(run, out, total, problems, header=sink_format == "csv")
+            if counter:
+                run["piped"] = True
+                self.count_piped(run, counter, total, problems, header=sink_format == "csv")
             stats = broker_stats(broker)
             if stats.get("dispatches"):
                 run["per_dispatch"] = stats["accepted"] / stats["dispatches"]
@@ -548,34 +572,64 @@ class Bench:
         if run["lines"] != total:
             problems.append("the sink wrote %d of %d lines" % (run["lines"], total))
 
+    def piped_sink(self, args):
+        """A sink started with args, its stdout a pipe that `wc -lc` reads.
+        Returns (sink, wc); count_piped reads wc's figures once it exited."""
+        read_end, write_end = os.pipe()
+        try:
+            counter = Proc("wc", ["wc", "-lc"], stdin=read_end)
+            sink = Proc("sink", args, stdout=write_end)
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+        sink.piped_to = "wc -lc"
+        return sink, counter
+
+    def count_piped(self, run, counter, total, problems, header=False):
+        """The lines wc counted (less a csv header) and the bytes per line;
+        a problem unless there are total."""
+        m = re.search(r"^\s*(\d+)\s+(\d+)", counter.output())
+        lines = int(m.group(1)) if m else 0
+        run["lines"] = lines - (1 if header and lines else 0)
+        run["bytes_per_line"] = int(m.group(2)) / run["lines"] if run["lines"] > 0 else None
+        if run["lines"] != total:
+            problems.append("wc counted %d of %d lines" % (run["lines"], total))
+
     def replay(self, journal, count, label=None, sink_format="none"):
         """A sink reading `count` verdicts back from a journal a run left: a
         broker started on it and nothing else (the live path idle), the
         journal read once first (a warm page cache), then `playzmq-sink
         --from all --format none --tags PC --count N`; the rate is count
         over the time from starting the sink to its exit. sink_format other
-        than none: the sink prints every verdict to /dev/null (what one sink
-        formats and writes with a core to itself, whatever the destination
-        costs: on this virtual machine a new file's first touch of fresh
-        page-cache pages alone costs ~1.5 ns a byte, more than the
-        formatting)."""
+        than none: the sink prints every verdict into a pipe that `wc -lc`
+        reads (what one sink formats and writes with a core to itself, the
+        lines counted at the other end; the rate is then up to wc's exit).
+        Not into a file: on this virtual machine a new file's first touch of
+        fresh page-cache pages alone costs ~1.5 ns a byte, more than the
+        formatting."""
         run = {"kind": "replay" if sink_format == "none" else "replay-" + sink_format,
                "label": label, "count": count}
         procs = []
-        out = os.devnull if sink_format != "none" else None
+        counter = None
         with self.measuring(run, procs):
             broker, ep = self.start_broker(("--journal", journal))
             procs.append(broker)
             warm_cache(journal)
             cpu0 = {broker.pid: broker.cpu_seconds()}
             t0 = time.monotonic()
-            sink = Proc("sink", [self.exe("sink"), "--connect", ep["publish"],
-                                 "--history", ep["history"], "--from", "all",
-                                 "--format", sink_format, "--tags", "PC", "--count", count],
-                        stdout=out)
+            args = [self.exe("sink"), "--connect", ep["publish"], "--history", ep["history"],
+                    "--from", "all", "--format", sink_format, "--tags", "PC", "--count", count]
+            if sink_format == "none":
+                sink = Proc("sink", args)
+            else:
+                sink, counter = self.piped_sink(args)
+                procs.append(counter)
             procs.append(sink)
-            run["commands"] = self.commands(procs, ep, [sink])
-            end = sink.exit_time(min(self.options.run_timeout, max(5, self.time_left())))
+            run["commands"] = self.commands([broker, sink], ep, [sink])
+            timeout = min(self.options.run_timeout, max(5, self.time_left()))
+            end = sink.exit_time(timeout)
+            if counter and end is not None:
+                end = counter.exit_time(timeout)
             self.finish(run, procs, broker, cpu0, t0, end, count)
             m = re.search(r"printed N (\d+), P (\d+), C (\d+);.* filled (\d+) messages "
                           r"from history, lost (\d+)", sink.output())
@@ -585,6 +639,9 @@ class Bench:
             problems = [run.pop("error")] if run.get("error") else []
             if run["verdicts"] != count:
                 problems.append("sink got %d of %d verdicts" % (run["verdicts"], count))
+            if counter:
+                run["piped"] = True
+                self.count_piped(run, counter, count, problems, header=sink_format == "csv")
             if stats.get("accepted") or stats.get("results") or stats.get("recovered"):
                 problems.append("the live path was not idle: broker accepted %s, published "
                                 "%s, recovered %s" % (stats.get("accepted"),
@@ -669,10 +726,21 @@ class Bench:
                 count, pipeline = self.count(COUNT_REQREP), 1
             else:
                 count, pipeline = self.count(COUNT_BATCH_OURS[batch]), SOURCE_PIPELINE
-            add("curve-off-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
-                                                   kind="curve-off"))
+            off = add("curve-off-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
+                                                         kind="curve-off"))
             add("curve-on-k%d" % batch, self.ours(batch, 2, 1, count, pipeline,
                                                   kind="curve-on", curve=self.keys()))
+            if batch != 1024 or not off.get("primes"):
+                continue
+            # The same numbers (same seed) with the demo's sink, primes only:
+            # CURVE's cost is per byte, and the P and C publications carry
+            # a third of the bytes each number costs the broker in crypto.
+            add("curve-off-p-k%d" % batch, self.ours(
+                batch, 2, 1, count, pipeline, kind="curve-off-p", tags="P",
+                sink_count=off["primes"]))
+            add("curve-on-p-k%d" % batch, self.ours(
+                batch, 2, 1, count, pipeline, kind="curve-on-p", curve=self.keys(), tags="P",
+                sink_count=off["primes"]))
 
     def audit_pairs(self, add):
         """The audit off (--audit 0) then at its default, side by side, at
@@ -777,8 +845,9 @@ def describe(run):
         parts.append("%10s %s/s %s" % (si(run["rate"]), "verdicts" if replay else "numbers",
                                        "from history" if replay else "end to end"))
     if run.get("lines") and not run.get("error"):
-        parts.append("%s lines to a file (%.1f bytes each)" % (si(run["lines"]),
-                                                               run["bytes_per_line"] or 0))
+        parts.append("%s lines %s (%.1f bytes each)" % (
+            si(run["lines"]), "into a pipe" if run.get("piped") else "to a file",
+            run["bytes_per_line"] or 0))
     if run.get("commits"):
         parts.append("%d journal commits" % run["commits"])
     if run.get("filled") is not None:
@@ -1179,11 +1248,16 @@ def main():
                         add("replay-" + fmt, bench.replay(journal, ran["verdicts"],
                                                           sink_format=fmt))
                 shutil.rmtree(journal, ignore_errors=True)
-                # Sinks printing every verdict to a file at the full rate.
+                # Sinks printing every verdict at the full rate, to a file,
+                # then into a pipe.
                 for fmt in SINK_FORMATS:
                     add("ours-sink-" + fmt, bench.ours(
                         batch, 2, 1, bench.count(COUNT_SINK_FORMAT), SOURCE_PIPELINE,
                         sink_format=fmt, kind="ours-sink-" + fmt))
+                for fmt in SINK_FORMATS:
+                    add("ours-pipe-" + fmt, bench.ours(
+                        batch, 2, 1, bench.count(COUNT_SINK_FORMAT), SOURCE_PIPELINE,
+                        sink_format=fmt, kind="ours-pipe-" + fmt, pipe=True))
             add("bare-notest-k1024", bench.bare_pipeline(
                 1024, 2, bench.count(COUNT_BATCH_BARE[1024]), test=False))
             add("ours-k1024-t2", bench.ours(
@@ -1291,6 +1365,17 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
         ("(R) a sink reading the journal from history, warm page cache", "≥ %s/s"
          % si(T_REPLAY), spread(g("replay")), verdict(med(g("replay")), T_REPLAY)),
     ]
+    # (S): each printing sink alone, into a pipe, against table (1)'s rate.
+    sink_alone = {fmt: med(g("replay-" + fmt)) / med(g("ours-k1024"))
+                  for fmt in SINK_FORMATS if g("replay-" + fmt) and g("ours-k1024")}
+    if sink_alone:
+        targets.append((
+            "(S) a sink alone, `--format text / csv / json | wc -lc`: lines/s over (1)'s "
+            "numbers/s (medians)", "≥ 1.0", " / ".join(
+                ratio_fmt(sink_alone[fmt]) if fmt in sink_alone else "-"
+                for fmt in SINK_FORMATS),
+            verdict(min(sink_alone.values()) if len(sink_alone) == len(SINK_FORMATS)
+                    else None, 1.0)))
 
     t_targets = table(["target", "goal", "measured: median [min-max]", "verdict"], targets)
     f2 = "%.2f".__mod__
@@ -1520,15 +1605,18 @@ def curve_section(R, g):
     plaintext then CURVE, and their ratio."""
     f2, f3 = "%.2f".__mod__, "%.3f".__mod__
     rows = []
-    for batch in CURVE_BATCHES:
-        off, on = "curve-off-k%d" % batch, "curve-on-k%d" % batch
-        key = "source_rate" if batch == 1 else "rate"
+    pairs = [(batch, "", "") for batch in CURVE_BATCHES]
+    if R.get("curve-on-p-k1024"):
+        pairs.insert(1, (1024, "-p", ", sink on P only"))
+    for batch, variant, sink in pairs:
+        off, on = ("curve-off%s-k%d" % (variant, batch), "curve-on%s-k%d" % (variant, batch))
         for title, name in (("plaintext", off), ("CURVE", on)):
-            rows.append(["%d" % batch, title, spread(g(name)), spread(g(name, "source_rate")),
+            rows.append(["%d" % batch, title + sink, spread(g(name)),
+                         spread(g(name, "source_rate")),
                          spread(g(name, "ack_p50_ms"), f3 if batch == 1 else f2),
                          spread(g(name, "ack_p99_ms"), f3 if batch == 1 else f2),
                          cpu_fmt(R.get(name, []))])
-        rows.append(["%d" % batch, "**ratio CURVE / plaintext** (paired)",
+        rows.append(["%d" % batch, "**ratio CURVE / plaintext**%s (paired)" % sink,
                      "**%s**" % spread(ratios(R.get(on, []), R.get(off, [])), ratio_fmt),
                      spread(ratios(R.get(on, []), R.get(off, []), "source_rate",
                                    "source_rate"), ratio_fmt), "", "", ""])
@@ -1545,7 +1633,10 @@ def curve_section(R, g):
         "`playzmq-keygen ROLE --role ROLE` for source, worker and sink, the three "
         "public certificates copied into `allow/`. Every message is then encrypted by "
         "its sender and decrypted by its receiver (libsodium's crypto_box, in the "
-        "ZeroMQ I/O threads). "
+        "ZeroMQ I/O threads). The rows *sink on P only* run the same numbers (the same "
+        "seed) with a sink that prints primes only, as the demo's does: the P and C "
+        "publications then carry next to nothing, and the broker encrypts or decrypts "
+        "18 bytes per number instead of 27. "
         "Target: CURVE ≥ %.1f of plaintext at batch 1024, the same flags: %s (%s)."
         % (SOURCE_PIPELINE, T_CURVE_RATIO, spread(ratio, ratio_fmt),
            verdict(med(ratio), T_CURVE_RATIO)),
@@ -1704,33 +1795,49 @@ def sinks_section(R, g):
                      spread(g(name, "bytes_per_line"), "%.1f".__mod__),
                      cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
     for fmt in SINK_FORMATS:
+        name = "ours-pipe-" + fmt
+        if not R.get(name):
+            continue
+        rows.append(["`--format %s | wc -lc` (into a pipe)" % fmt, spread(g(name)),
+                     spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
+                     spread(g(name, "bytes_per_line"), "%.1f".__mod__),
+                     cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
+    for fmt in SINK_FORMATS:
         name = "replay-" + fmt
         if not R.get(name):
             continue
-        rows.append(["`--format %s` to /dev/null, alone: reading the batch-1024 journal "
+        rows.append(["`--format %s | wc -lc`, alone: reading the batch-1024 journal "
                      "run's verdicts from history, nothing else running" % fmt,
                      spread(g(name)),
                      "%s of the pipeline's rate (medians)" % ratio_fmt(
                          med(g(name)) / med(g("ours-k1024")))
                      if g(name) and g("ours-k1024") else "-",
-                     "-", cpu_fmt(R[name]), "-"])
+                     spread(g(name, "bytes_per_line"), "%.1f".__mod__),
+                     cpu_fmt(R[name]), "-"])
     return "\n\n".join([
         "The batch-1024 pipeline of table (1) (2 workers × --threads 1, source "
         "`--pipeline %d`, broker `--publish-hwm 0`), its measuring sink `--tags PC --hwm 0` "
-        "printing every verdict to a file in the format named. *lines/s* is the count "
-        "over the time from starting the source to the sink's exit at its count (the "
-        "file is counted afterwards); the ratio is to the counting sink's run of the "
-        "same repeat. Below 1, the sink is the bottleneck: the source still runs at "
+        "printing every verdict in the format named, to a file, then into a pipe that "
+        "`wc -lc` reads (as `playzmq-sink ... | grep` or a script would). *lines/s* is "
+        "the count over the time from starting the source to the sink's exit at its "
+        "count (to wc's exit for a pipe; the file is counted afterwards, wc's count is "
+        "checked); the ratio is to the counting sink's run of the same repeat. On two "
+        "cores the printing sink (and wc) take CPU from the workers, so these rows "
+        "measure the whole machine's share as much as the sink. Below 1, the sink is the bottleneck: the source still runs at "
         "full speed (*source acked/s*) and the broker queues for the sink. The last "
         "rows are one printing sink with the two cores to itself (and the broker's history "
         "thread): the journal the batch-1024 run left, read back with `--from all`, "
-        "as the replay of the journal section does it, every line written to "
-        "/dev/null: what the sink formats and writes when the destination costs "
-        "nothing (the sink's summary says it printed every verdict)." % SOURCE_PIPELINE,
+        "as the replay of the journal section does it, every line written into "
+        "a pipe that `wc -lc` reads (its count checked; the time runs to wc's exit, "
+        "its CPU in the CPU column): what the sink formats and writes when the "
+        "destination costs little. Not into a file: on this virtual machine the "
+        "first touch of fresh page-cache pages costs more than the formatting "
+        "(the journal section says how much)." % SOURCE_PIPELINE,
         table(["sink", "lines/s", "ratio to the pipeline (paired)", "bytes per line",
                "CPU, % of one core (median)", "source acked/s"], rows),
-        "Command (text; csv and json differ only in `--format`):\n\n"
-        + commands_md(R, "ours-sink-text")])
+        "Commands (text to a file, then into a pipe; csv and json differ only in "
+        "`--format`):\n\n" + commands_md(R, "ours-sink-text") + "\n\n"
+        + commands_md(R, "ours-pipe-text")])
 
 
 def hand_markers(key):

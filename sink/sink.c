@@ -48,6 +48,7 @@
 #define S_BUFFER_SIZE   (S_FLUSH_AT + PZ_RECORDS_MAX * S_LINE_MAX)
 #define S_REPORT_MS     1000                //  at most one gap line this often
 #define S_RETRY_MS      5000                //  history silent: next try after this
+#define S_PIPE_BYTES    (1024 * 1024)       //  output pipe's size asked for (Linux's default most)
 #define S_RESUME_MAX    1024                //  bytes of a resume file, at most
 #define S_RESUME_HEADER "playzmq-sink resume 1"
 
@@ -178,6 +179,25 @@ pz_sink_from_parse (const char *text, int64_t *from_seq)
     return true;
 }
 
+//  Asks for a larger pipe when the output is one. Its reader (`wc`, a
+//  script, `grep`) runs on another core: with the default 64 KiB the sink
+//  waits at every flush until the reader has caught up, and reads nothing
+//  from the broker meanwhile (`| wc -lc` of a JSON sink alone: 14.7M
+//  lines/s with the sink half idle, 29M with 1 MiB). Where the size is
+//  refused (pipe-max-size, a user's pipe quota), nothing changes.
+static void
+s_widen_pipe (int fd)
+{
+#ifdef F_SETPIPE_SZ
+    struct stat status;
+    if (fstat (fd, &status) == 0 && S_ISFIFO (status.st_mode)
+    &&  fcntl (fd, F_GETPIPE_SZ) < S_PIPE_BYTES)
+        fcntl (fd, F_SETPIPE_SZ, S_PIPE_BYTES);
+#else
+    (void) fd;
+#endif
+}
+
 //  Creates a sink, connects and subscribes; NULL on a bad endpoint.
 pz_sink_t *
 pz_sink_new (const pz_sink_config_t *config, int out_fd)
@@ -200,6 +220,7 @@ pz_sink_new (const pz_sink_config_t *config, int out_fd)
         self->resume_tmp = zsys_sprintf ("%s.tmp", config->resume);
     }
     self->out_fd = out_fd;
+    s_widen_pipe (out_fd);
     self->buffer = (char *) malloc (S_BUFFER_SIZE);
     assert (self->buffer);
     self->status = PZ_SINK_OK;
