@@ -1462,7 +1462,7 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
         ("curve", curve_section(R, g)),
         ("audit", audit_section(R, g)),
         ("cpu", "## CPU per number: broker and workers\n\n" + cpu_section(R)),
-        ("sinks", "## Sinks printing every verdict to a file, at full rate\n\n"
+        ("sinks", "## Sinks printing every verdict, at full rate\n\n"
          + sinks_section(R, g)),
     ]
     if errors:
