@@ -1370,7 +1370,7 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
                   for fmt in SINK_FORMATS if g("replay-" + fmt) and g("ours-k1024")}
     if sink_alone:
         targets.append((
-            "(S) a sink alone, `--format text / csv / json | wc -lc`: lines/s over (1)'s "
+            "(S) a sink alone, `--format text / csv / json \\| wc -lc`: lines/s over (1)'s "
             "numbers/s (medians)", "≥ 1.0", " / ".join(
                 ratio_fmt(sink_alone[fmt]) if fmt in sink_alone else "-"
                 for fmt in SINK_FORMATS),
@@ -1788,25 +1788,21 @@ def sinks_section(R, g):
     rows = [["`--format none` (counting only: the pipeline's rate)", spread(g("ours-k1024")),
              "1", "-", cpu_fmt(R.get("ours-k1024", [])), spread(g("ours-k1024",
                                                                   "source_rate"))]]
-    for fmt in SINK_FORMATS:
-        name = "ours-sink-" + fmt
-        rows.append(["`--format %s` to a file" % fmt, spread(g(name)),
-                     spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
-                     spread(g(name, "bytes_per_line"), "%.1f".__mod__),
-                     cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
-    for fmt in SINK_FORMATS:
-        name = "ours-pipe-" + fmt
-        if not R.get(name):
-            continue
-        rows.append(["`--format %s | wc -lc` (into a pipe)" % fmt, spread(g(name)),
-                     spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
-                     spread(g(name, "bytes_per_line"), "%.1f".__mod__),
-                     cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
+    for prefix, title in (("ours-sink-", "`--format %s` to a file"),
+                          ("ours-pipe-", "`--format %s \\| wc -lc` (into a pipe)")):
+        for fmt in SINK_FORMATS:
+            name = prefix + fmt
+            if not R.get(name):
+                continue
+            rows.append([title % fmt, spread(g(name)),
+                         spread(ratios(R.get(name, []), R.get("ours-k1024", [])), ratio_fmt),
+                         spread(g(name, "bytes_per_line"), "%.1f".__mod__),
+                         cpu_fmt(R.get(name, [])), spread(g(name, "source_rate"))])
     for fmt in SINK_FORMATS:
         name = "replay-" + fmt
         if not R.get(name):
             continue
-        rows.append(["`--format %s | wc -lc`, alone: reading the batch-1024 journal "
+        rows.append(["`--format %s \\| wc -lc`, alone: reading the batch-1024 journal "
                      "run's verdicts from history, nothing else running" % fmt,
                      spread(g(name)),
                      "%s of the pipeline's rate (medians)" % ratio_fmt(
