@@ -394,7 +394,7 @@ def test_broker_sigterm_drains():
 # 5. A slow sink
 
 def test_slow_sink_does_not_hold_back_others():
-    stall = 6.0                 # seconds nobody reads the slow sink's stdout
+    stall = 8.0                 # seconds nobody reads the slow sink's stdout
     with Cluster("fault-slow-sink") as c:
         # Small queues on both sides of the slow sink's connection (the
         # reference sink gets the same --publish-hwm): what the kernel's
@@ -408,9 +408,10 @@ def test_slow_sink_does_not_hold_back_others():
                                     endpoints=private_endpoints())
         sink, out = start_reference_sink(c, broker, ep)
         # The slow sink writes into a FIFO whose reader waits `stall` seconds
-        # before it reads: the sink blocks on its full stdout (64 KiB), its
-        # SUB queue fills, then the kernel's buffers, and the broker's PUB
-        # drops what does not fit at its high-water mark.
+        # before it reads: the sink blocks on its full stdout (the 1 MiB it
+        # asks a pipe for), its SUB queue fills, then the kernel's buffers,
+        # and the broker's PUB drops what does not fit at its high-water
+        # mark.
         fifo = c.path("slow.fifo")
         os.mkfifo(fifo)
         reader_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -425,12 +426,14 @@ def test_slow_sink_does_not_hold_back_others():
         try:
             workers = start_workers(c, ep, 2)
             started = time.monotonic()
-            # 600,000 numbers, 5.4 MB of verdicts: more than the queues and
-            # the kernel's socket buffers (up to 4 MiB sending, and little
-            # receiving for a reader that never read) can hold for the slow
-            # sink, done in about a second, well before the stall ends.
-            # Small values keep the independent check fast.
-            sources, paths = start_sources(c, ep, 2, "--count", 300000, "--batch", 1000,
+            # 1,800,000 numbers, 16 MB of verdicts: about three times what
+            # the pipe, the queues and the kernel's socket buffers (up to 4
+            # MiB sending, and little receiving for a reader that never
+            # read) can hold for the slow sink (600,000 were 5.4 MB, and
+            # lost nothing once the sink asked for a 1 MiB pipe), done in
+            # a few seconds, before the stall ends. Small values keep the
+            # independent check fast.
+            sources, paths = start_sources(c, ep, 2, "--count", 900000, "--batch", 1000,
                                            "--max", 1000000, "--pipeline", 2)
             time.sleep(2)
             # The broker still serves while the slow sink holds up its share.
