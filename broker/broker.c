@@ -20,12 +20,12 @@
          With one it is written (one write) at once, and the syncer thread
          fdatasyncs off the loop: a sync covers every batch written before
          it started, and the next starts as soon as one ends (group commit:
-         one sync covers many turns and many sources). Workers are
-         acknowledged once their verdicts are written: a verdict lost in a
-         crash before the sync only means its numbers are leased again;
+         one sync covers many turns and many sources). Once written, the
+         accepted numbers go to the leases and workers are acknowledged:
+         a verdict lost in a crash before the sync only means its numbers
+         are leased again, and the workers test while the sync runs;
       4. once a batch's sync is done, and only then, it acknowledges the
-         sources, publishes, hands the accepted numbers to the leases and
-         completes the reported dispatches. If the write failed (a full
+         sources, publishes and completes the reported dispatches. If the write failed (a full
          disk), every item of the batch is refused with E 9 instead, its
          sequence numbers are taken back, and the sources and workers send
          them again later; if a sync fails, the broker stops (what is on
@@ -115,6 +115,8 @@ typedef struct {
     pz_lease_t *lease;          //  S_VERDICT, S_ECHO of a report: the dispatch
     s_worker_t *worker;         //  a report's sender
     bool answered;              //  a report acknowledged once written
+    bool leased;                //  S_ACCEPT: its numbers and ranges handed to
+                                //  the leases once written, before the sync
     zmq_msg_t publications [2]; //  N (accept), or P and C (verdict; empty if
                                 //  none); S_PIECE: [0] its P publications and
                                 //  an R announcement, one after another
@@ -126,7 +128,9 @@ typedef struct {
 typedef struct {
     s_item_t items [S_BATCH_ITEMS]; //  requests and reports, in the order read
     size_t count;               //  items in use
-    uint64_t numbers;           //  numbers accepted in it
+    uint64_t numbers;           //  numbers accepted in it, not yet leased
+    uint64_t leased;            //  its accepts handed to the leases (written,
+                                //  not yet synced)
     int64_t seq_before;         //  next_seq before its first item
     int64_t tag_seq_before [PZ_TAG_COUNT];  //  tag_seq before its first item
     int64_t seq_after;          //  next_seq after its last item
@@ -634,6 +638,7 @@ s_batch_add (pz_broker_t *self, pz_request_t *request, bool from_source, s_kind_
     assert (batch->count < S_BATCH_ITEMS);
     if (batch->count == 0) {
         batch->numbers = 0;
+        batch->leased = 0;
         batch->seq_before = self->next_seq;
         memcpy (batch->tag_seq_before, self->tag_seq, sizeof self->tag_seq);
     }
@@ -1279,26 +1284,37 @@ s_remember_verdicts (pz_broker_t *self, s_item_t *item, int64_t now_ms)
     }
 }
 
+//  Hands an accepted request's numbers and ranges to the leases and the
+//  ranges, once: when its batch is written (with a journal) or settled.
+static void
+s_lease_accept (pz_broker_t *self, s_item_t *item, int64_t now_ms)
+{
+    if (item->leased)
+        return;
+    item->leased = true;
+    const uint8_t *data = pz_request_data (&item->request);
+    const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
+    //  The N records: gathered in the publication (before it is sent),
+    //  or the request's own when it holds no range and no sink wanted
+    //  its publication.
+    size_t numbers = item->count - 2 * item->ranges;
+    const uint8_t *gathered = zmq_msg_size (&item->publications [0]) > 0
+                            ? (const uint8_t *) zmq_msg_data (&item->publications [0])
+                            : records;
+    if (numbers > 0)
+        pz_leases_add (self->leases, gathered, numbers, item->seq, now_ms);
+    if (item->ranges > 0)
+        s_settle_ranges (self, item, records);
+}
+
 //  Carries out one item of a committed batch: acknowledge, publish, and
-//  hand over to the leases or complete the dispatch.
+//  hand over to the leases (unless its write did) or complete the dispatch.
 static void
 s_settle (pz_broker_t *self, s_item_t *item, int64_t now_ms)
 {
     zsock_t *router = item->from_source ? self->source : self->results;
     if (item->kind == S_ACCEPT) {
-        const uint8_t *data = pz_request_data (&item->request);
-        const uint8_t *records = data + (item->has_id ? PZ_RECORD_SIZE : 0);
-        //  The N records: gathered in the publication (before it is sent),
-        //  or the request's own when it holds no range and no sink wanted
-        //  its publication.
-        size_t numbers = item->count - 2 * item->ranges;
-        const uint8_t *gathered = zmq_msg_size (&item->publications [0]) > 0
-                                ? (const uint8_t *) zmq_msg_data (&item->publications [0])
-                                : records;
-        if (numbers > 0)
-            pz_leases_add (self->leases, gathered, numbers, item->seq, now_ms);
-        if (item->ranges > 0)
-            s_settle_ranges (self, item, records);
+        s_lease_accept (self, item, now_ms);
         if (item->request_id)       //  an id of 0 names nothing to remember
             pz_recent_store (self->recent, item->request_id, (int64_t) item->count);
         self->stats.accepted += item->count;
@@ -1361,6 +1377,7 @@ s_batch_clear (s_batch_t *batch)
     }
     batch->count = 0;
     batch->numbers = 0;
+    batch->leased = 0;
 }
 
 //  Settles every item of a durable batch, in order, and tells the history
@@ -1409,18 +1426,29 @@ s_batch_end (pz_broker_t *self)
         }
         batch->ticket = ++self->tickets_written;
         self->batch_waiting++;
-        //  Workers are acknowledged now, not after the sync: a verdict lost
-        //  in a crash before the sync only means its numbers are leased
-        //  again after the restart, and a worker waiting for the sync would
-        //  stop testing meanwhile. What is published still waits for it.
+        //  Workers are acknowledged now, and get the accepted numbers now,
+        //  not after the sync: a verdict lost in a crash before the sync
+        //  only means its numbers are leased again after the restart, and
+        //  workers waiting for syncs would stop testing meanwhile. What
+        //  sources are told, and what is published, still waits for it: a
+        //  verdict is published after its own sync, which covers the accept
+        //  written before it. (A crash before the sync loses the accept,
+        //  unacknowledged, and a restarted broker ignores the verdict: its
+        //  dispatch id names the old incarnation.)
+        int64_t now_ms = zclock_mono ();
         for (size_t index = 0; index < batch->count; index++) {
             s_item_t *item = &batch->items [index];
+            if (item->kind == S_ACCEPT) {
+                s_lease_accept (self, item, now_ms);
+                batch->leased++;
+            }
             if (!item->from_source) {
                 s_reply (self, &item->request, self->results, PZ_TAG_ACK,
                          (int64_t) item->count);
                 item->answered = true;
             }
         }
+        batch->numbers = 0;             //  in the leases now
         return;
     }
     if (!self->journal_failing)
@@ -1886,7 +1914,7 @@ s_window_open (pz_broker_t *self)
     for (size_t batch = 0; batch <= self->batch_waiting; batch++) {
         s_batch_t *waiting = &self->batches [(self->batch_first + batch) % S_BATCHES];
         numbers += waiting->numbers;
-        messages += waiting->count;
+        messages += waiting->count - waiting->leased;
     }
     //  Room is kept for a burst of reports after the sources.
     //  Ranges are few and small until cut: each counts as a message.

@@ -16,10 +16,11 @@
     With a journal (journal.h) no source is acknowledged and nothing is
     published before it is durable: the loop reads bursts of requests and
     reports, writes them as one block, a thread of its own syncs it, and
-    only then does the loop reply and publish (workers' reports are answered
-    once written: a verdict lost before its sync is computed again). A
-    restarted broker reads the journal back and dispatches again what has no
-    verdict.
+    only then does the loop reply and publish. Workers' reports are answered,
+    and accepted numbers dispatched, once written: a verdict lost before its
+    sync is computed again, and work waiting for syncs would leave the
+    workers idle. A restarted broker reads the journal back and dispatches
+    again what has no verdict.
     =========================================================================
 */
 #ifndef PZ_BROKER_H_INCLUDED

@@ -59,6 +59,8 @@
 #define S_SUFFIX            ".pzj"
 #define S_LOCK_NAME         "lock"
 #define S_READ_CHUNK        (256 * 1024)    //  bytes the reader reads at a time
+#define S_CACHE_DROP_STEP   (1024 * 1024)   //  page cache handed back at once, at least
+#define S_PAGE_BYTES        4096        //  and in whole pages (s_cache_drop)
 #define S_ENTRY_MAX         (PZ_RECORD_SIZE * PZ_JOURNAL_ENTRY_RECORDS_MAX)
 #define S_TAGS              8           //  tag-seq slots: N, P, C, X, R by
                                         //  pz_publication_tag_index, the rest
@@ -184,6 +186,8 @@ struct _pz_journal_t {
     int64_t position_base;      //  pz_journal_written at offset 0 of the
                                 //  current segment: bytes of the segments
                                 //  before it written since open
+    int64_t cache_dropped;      //  offset in the current segment below which
+                                //  its page cache was handed back (s_cache_drop)
 };
 
 
@@ -969,7 +973,8 @@ pz_journal_config_init (pz_journal_config_t *config)
         .retain_bytes = 0,
         .retain_s = 0,
         .sync = true,
-        .recent_requests = 65536
+        .recent_requests = 65536,
+        .cache_bytes = 32 * 1024 * 1024
     };
 }
 
@@ -1721,12 +1726,38 @@ s_rollover (pz_journal_t *self)
     int fd = s_segment_create (self, self->next_seq);
     if (fd < 0)
         return -1;
+    //  The old segment is durable (synced above): all of it goes.
+    if (self->config.sync && self->config.cache_bytes >= 0)
+        (void) posix_fadvise (self->fd, 0, 0, POSIX_FADV_DONTNEED);
+    self->cache_dropped = 0;
     close (self->fd);
     self->fd = fd;
     self->position_base += self->segments [self->segment_count - 1].bytes;
     s_segment_push (self, self->next_seq, S_SEGMENT_HEADER, (int64_t) time (NULL));
     self->synced = S_SEGMENT_HEADER;    //  its header, synced at creation
     return 0;
+}
+
+//  Hands the kernel back the page cache of the current segment's durable
+//  bytes, but the newest config.cache_bytes, in steps of S_CACHE_DROP_STEP:
+//  a journal is written once and read back rarely (history asks mostly for
+//  what is recent), so its pages are better free and taken by the next
+//  writes than cached. New page-cache pages are dear where memory is
+//  touched for the first time (a VM's, docs/PERFORMANCE.md), and a
+//  bounded cache leaves other files theirs. Only durable pages are clean:
+//  without config.sync nothing is dropped.
+static void
+s_cache_drop (pz_journal_t *self)
+{
+    if (!self->config.sync || self->config.cache_bytes < 0)
+        return;
+    int64_t limit = (self->synced - self->config.cache_bytes) & ~(int64_t) (S_PAGE_BYTES - 1);
+    if (limit - self->cache_dropped < S_CACHE_DROP_STEP)
+        return;
+    //  Advice: if it fails the pages stay cached, and nothing else changes.
+    (void) posix_fadvise (self->fd, self->cache_dropped, limit - self->cache_dropped,
+                          POSIX_FADV_DONTNEED);
+    self->cache_dropped = limit;
 }
 
 //  Writes the staged entries as blocks. commit: sync them (if config.sync)
@@ -1806,8 +1837,10 @@ s_commit (pz_journal_t *self, bool commit)
     segment->bytes += (int64_t) self->buffer_size;
     segment->has_blocks = true;
     segment->written_s = (int64_t) time (NULL);
-    if (commit)
+    if (commit) {
         self->synced = segment->bytes;
+        s_cache_drop (self);
+    }
     self->commits++;
     s_drop_staged (self);
     return 0;
@@ -1846,8 +1879,10 @@ pz_journal_synced (pz_journal_t *self, int64_t position)
     assert (self);
     int64_t offset = position - self->position_base;
     assert (offset <= self->segments [self->segment_count - 1].bytes);
-    if (offset > self->synced)
+    if (offset > self->synced) {
         self->synced = offset;
+        s_cache_drop (self);
+    }
 }
 
 //  Returns a dup of the current segment's descriptor, or -1.

@@ -42,6 +42,9 @@ typedef struct {
     int64_t retain_s;           //  delete segments older than this, by last write (0: no limit)
     bool sync;                  //  fdatasync on commit
     int64_t recent_requests;    //  request ids remembered at open for take_recent
+    int64_t cache_bytes;        //  bytes of the segment being written left in
+                                //  the page cache once durable, the newest; the
+                                //  rest is handed back (-1: all stays)
 } pz_journal_config_t;
 
 typedef struct {

@@ -30,6 +30,13 @@ history and resumable sinks, with the real executables.
 6. no_journal_gaps       without a journal a sink that falls behind reports
                          its gaps (stderr and summary), and --strict makes
                          them an error (exit 3).
+7. work_before_the_sync  with every fdatasync of the broker held 2 s
+                         (strace's fault injection), a worker has tested a
+                         source's numbers while the source still waits for
+                         its ack: accepted numbers are dispatched once
+                         written, and only the ack and the publications wait
+                         for the sync. Then the ack, and the verdicts, do
+                         come. Skipped without strace or ptrace.
 
 Brokers bind private ports (harness.private_endpoints) so that a restarted
 broker gets its ports back and clients of an earlier test never meet it.
@@ -402,6 +409,53 @@ def test_no_journal_gaps_are_reported():
         assert code == 3, "--strict sink exited %s:\n%s" % (code, log)
         assert re.search(r"missed \d+ [PC] messages", log), log
         assert re.search(r"lost [1-9]\d* messages", log), log
+
+
+# ---------------------------------------------------------------------------
+# 7. workers start on numbers while their sync runs
+
+SYNC_DELAY_S = 2.0
+
+
+def test_work_before_the_sync():
+    strace = shutil.which("strace")
+    if not strace:
+        raise harness.Skip("strace is not installed (tools/packages-test.txt)")
+    probe = subprocess.run([strace, "-qq", "-o", "/dev/null", "-e", "trace=none", "true"],
+                           capture_output=True, timeout=10)
+    if probe.returncode != 0:
+        raise harness.Skip("strace cannot trace here: %s" % probe.stderr.decode().strip())
+    # Every fdatasync of the broker (its syncer's, and the segment's at
+    # creation) waits SYNC_DELAY_S first: a disk that is slow to sync.
+    prefix = (strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=fdatasync",
+              "-e", "inject=fdatasync:delay_enter=%dms" % int(SYNC_DELAY_S * 1000))
+    with Cluster("durable-work-before-sync") as c:
+        broker, ep = c.start_broker("--stats", 0, "--journal", c.path("journal"),
+                                    "--coalesce-ms", 0, endpoints=private_endpoints(),
+                                    prefix=prefix)
+        sink, out = start_sink(c, broker, ep, "sink", "--history", "none")
+        worker = start_workers(c, ep, 1)[0]
+        acked = c.path("acked.txt")
+        source = c.start("source", "--connect", ep["source"], *WIDE, "--count", 1000,
+                         "--batch", 1000, "--pipeline", 1, "--timeout", 20000,
+                         "--acked", acked)
+        # Half the sync's delay in: the numbers are written, not synced.
+        time.sleep(SYNC_DELAY_S / 2)
+        early_acks = harness.count_lines(acked) if os.path.exists(acked) else 0
+        worker.stop()
+        tested = re.findall(r"worker: tested (\d+) numbers", worker.log())
+        assert early_acks == 0, "acknowledged before its sync could end: %d" % early_acks
+        assert tested and int(tested[-1]) == 1000, \
+            "the worker did not get the numbers while their sync ran:\n" + worker.log()
+        # The ack comes with the sync, and the verdicts with the next one.
+        assert source.wait(6 * SYNC_DELAY_S) == 0, source.log()
+        lines = wait_complete([out], 1000, 6 * SYNC_DELAY_S)
+        sink.stop()
+        verdict = harness.verify([acked], [out])
+        harness.report("work_before_the_sync", verdict, tested=int(tested[-1]),
+                       early_acks=early_acks)
+        assert lines == 1000
+        assert_exact(verdict)
 
 
 if __name__ == "__main__":

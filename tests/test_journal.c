@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "publication.h"
 #include "record.h"
 
 #define S_TAG_MASK(tag)     (UINT32_C (1) << ((tag) - 'A'))
@@ -1682,4 +1685,79 @@ Test (journal, ranges_and_pieces_come_back, .init = s_quiet, .timeout = 10)
     cr_assert_eq (buffer [13 * PZ_RECORD_SIZE], 'R');
     pz_journal_reader_destroy (&reader);
     s_model_destroy (&model);
+}
+
+
+//  Page cache: what is durable is handed back to the kernel, all but the
+//  newest config.cache_bytes of the segment being written, and all of a
+//  segment once a newer one takes the writes.
+
+//  Returns how many pages of path's bytes [from, to) are in the page cache.
+static size_t
+s_resident_pages (const char *path, int64_t from, int64_t to)
+{
+    int fd = open (path, O_RDONLY);
+    cr_assert (fd >= 0, "%s: %s", path, strerror (errno));
+    struct stat info;
+    cr_assert_eq (fstat (fd, &info), 0);
+    size_t page = (size_t) sysconf (_SC_PAGESIZE);
+    size_t pages = ((size_t) info.st_size + page - 1) / page;
+    void *map = mmap (NULL, (size_t) info.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert (map != MAP_FAILED, "mmap: %s", strerror (errno));
+    unsigned char *vector = (unsigned char *) malloc (pages);
+    cr_assert_eq (mincore (map, (size_t) info.st_size, vector), 0, "mincore: %s",
+                  strerror (errno));
+    size_t resident = 0;
+    for (size_t index = (size_t) from / page; index < pages
+                       && (int64_t) (index * page) < to; index++)
+        resident += vector [index] & 1;
+    free (vector);
+    munmap (map, (size_t) info.st_size);
+    close (fd);
+    return resident;
+}
+
+Test (journal, durable_bytes_leave_the_page_cache, .init = s_quiet, .timeout = 30)
+{
+    char dir [] = "/tmp/test_journal-XXXXXX";
+    cr_assert (mkdtemp (dir));
+    pz_journal_config_t config;
+    pz_journal_config_init (&config);
+    config.dir = dir;
+    config.segment_bytes = 2 * 1024 * 1024;
+    config.cache_bytes = 256 * 1024;
+    char *error = NULL;
+    pz_journal_t *journal = pz_journal_open (&config, &error);
+    cr_assert (journal, "open failed: %s", error ? error : "?");
+    //  Accepts of 1000 numbers (9,018 bytes each), one commit each.
+    uint8_t publication [PZ_RECORD_SIZE * 1002];
+    char first [PATH_MAX];
+    snprintf (first, sizeof first, "%s/%020d.pzj", dir, 1);
+    for (int64_t seq = 1; seq <= 300; seq++) {
+        for (int index = 0; index < 1000; index++)
+            pz_record_encode (publication + PZ_RECORD_SIZE * index, PZ_TAG_NUMBER,
+                              seq * 1000 + index);
+        pz_publication_trailer (publication + PZ_RECORD_SIZE * 1000, seq, seq);
+        pz_journal_accept (journal, 0, publication, sizeof publication);
+        cr_assert_eq (pz_journal_commit (journal), 0, "commit: %s", strerror (errno));
+        if (seq == 200) {
+            //  1.8 MB written and synced: its first MiB left the cache (the
+            //  step: at least 1 MiB at a time); its newest 256 KiB did not.
+            int64_t size = s_file_size (first);
+            cr_assert_eq (size, 96 + 200 * (40 + 4 + (int64_t) sizeof publication));
+            cr_assert_eq (s_resident_pages (first, 0, 1024 * 1024), 0,
+                          "durable pages stayed in the page cache");
+            cr_assert_gt (s_resident_pages (first, size - 256 * 1024, size), 0,
+                          "the newest bytes left the page cache too");
+        }
+    }
+    //  Past 2 MiB a second segment took the writes: the first is all gone.
+    pz_journal_stats_t stats;
+    pz_journal_stats (journal, &stats);
+    cr_assert_eq (stats.segments, 2);
+    cr_assert_eq (s_resident_pages (first, 0, s_file_size (first)), 0,
+                  "a finished segment stayed in the page cache");
+    pz_journal_destroy (&journal);
+    s_remove_files (dir);
+    rmdir (dir);
 }
