@@ -585,9 +585,10 @@ s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
                             ++self->tag_seq [pz_publication_tag_index (tag)]);
 }
 
-//  Returns true if a publication of tag must be built: with a journal
-//  always (the journal and history hold every one), else while some sink
-//  subscribes to a prefix of it.
+//  Returns true if a verdict's publication of tag must be built: with a
+//  journal always (the journal and history hold every one), else while some
+//  sink subscribes to a prefix of it. (An N publication nobody subscribes
+//  to goes to the journal in parts: pz_journal_accept_records.)
 static bool
 s_wanted (pz_broker_t *self, char tag)
 {
@@ -595,8 +596,8 @@ s_wanted (pz_broker_t *self, char tag)
 }
 
 //  Numbers a publication of tag that is not built, because no sink
-//  subscribes to it and there is no journal: it takes its seq and tag-seq
-//  all the same, so the numbering is the same whoever listens.
+//  subscribes to it (and, but for N, there is no journal): it takes its seq
+//  and tag-seq all the same, so the numbering is the same whoever listens.
 static void
 s_skip_publication (pz_broker_t *self, char tag)
 {
@@ -954,7 +955,7 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     if (ranges > 0)
         s_take_ranges (self, item, records, count, ranges);
     else
-    if (s_wanted (self, PZ_TAG_NUMBER))
+    if (self->wanted [pz_publication_tag_index (PZ_TAG_NUMBER)])
         s_build_publication (self, &item->publications [0], PZ_TAG_NUMBER,
                              records, count);
     else
@@ -962,10 +963,18 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     s_current (self)->numbers += numbers;
     //  The request id goes with the ranges' entry when there are ranges, so
     //  that a retry is answered with the count of every record.
-    if (self->journal && numbers > 0)
-        pz_journal_accept (self->journal, ranges ? 0 : request_id,
-                           (const uint8_t *) zmq_msg_data (&item->publications [0]),
-                           zmq_msg_size (&item->publications [0]));
+    if (self->journal && numbers > 0) {
+        if (zmq_msg_size (&item->publications [0]) > 0)
+            pz_journal_accept (self->journal, ranges ? 0 : request_id,
+                               (const uint8_t *) zmq_msg_data (&item->publications [0]),
+                               zmq_msg_size (&item->publications [0]));
+        else
+            //  No sink takes N live: the journal gets it in parts, as history
+            //  serves it, without a message built to be dropped (a message
+            //  of 9 bytes a number, allocated, copied and freed).
+            pz_journal_accept_records (self->journal, request_id, records, count,
+                item->seq, self->tag_seq [pz_publication_tag_index (PZ_TAG_NUMBER)]);
+    }
 }
 
 //  Returns the stats entry of the worker that sent request: by its name

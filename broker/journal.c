@@ -1578,6 +1578,18 @@ pz_journal_take_recent (pz_journal_t *self, size_t limit, pz_journal_recent_fn *
 //  --------------------------------------------------------------------------
 //  Appending.
 
+//  Checks that a publication of tag numbered seq, tag_seq comes after what
+//  was appended before, and counts it as appended.
+static void
+s_sequence_take (pz_journal_t *self, char tag, int64_t seq, int64_t tag_seq)
+{
+    int index = pz_publication_tag_index (tag);
+    assert (seq >= self->staged_next_seq && tag_seq > self->staged_tag_seqs [index]);
+    self->staged_next_seq = seq + 1;
+    self->staged_tag_seqs [index] = tag_seq;
+}
+
+//  Checks a publication of tag the broker built, and returns its seq.
 static int64_t
 s_publication_check (pz_journal_t *self, const uint8_t *publication, size_t size, char tag)
 {
@@ -1591,11 +1603,7 @@ s_publication_check (pz_journal_t *self, const uint8_t *publication, size_t size
     assert (pz_record_tag (trailer) == PZ_TAG_SEQ);
     assert (pz_record_tag (trailer + PZ_RECORD_SIZE) == PZ_TAG_TAG_SEQ);
     int64_t seq = pz_record_value (trailer);
-    int64_t tag_seq = pz_record_value (trailer + PZ_RECORD_SIZE);
-    int index = pz_publication_tag_index (tag);
-    assert (seq >= self->staged_next_seq && tag_seq > self->staged_tag_seqs [index]);
-    self->staged_next_seq = seq + 1;
-    self->staged_tag_seqs [index] = tag_seq;
+    s_sequence_take (self, tag, seq, pz_record_value (trailer + PZ_RECORD_SIZE));
     return seq;
 }
 
@@ -1665,6 +1673,25 @@ pz_journal_accept (pz_journal_t *self, int64_t request_id,
     if (request_id)
         pz_record_encode (data, PZ_TAG_ID, request_id);
     memcpy (data + prefix, publication, size);
+}
+
+//  Appends an accept entry from its parts: [I request-id], the N records,
+//  S seq, T tag-seq. The records' tags are the caller's to have checked.
+void
+pz_journal_accept_records (pz_journal_t *self, int64_t request_id,
+                           const uint8_t *records, size_t count,
+                           int64_t seq, int64_t tag_seq)
+{
+    assert (self && records && count >= 1 && count <= PZ_RECORDS_MAX);
+    assert (pz_record_tag (records) == PZ_TAG_NUMBER);
+    s_sequence_take (self, PZ_TAG_NUMBER, seq, tag_seq);
+    size_t prefix = request_id ? PZ_RECORD_SIZE : 0;
+    size_t size = count * PZ_RECORD_SIZE;
+    uint8_t *data = s_entry_stage (self, prefix + size + PZ_TRAILER_SIZE, seq);
+    if (request_id)
+        pz_record_encode (data, PZ_TAG_ID, request_id);
+    memcpy (data + prefix, records, size);
+    pz_publication_trailer (data + prefix + size, seq, tag_seq);
 }
 
 //  Appends a verdict: K records + its P (or only C) publication, and its C

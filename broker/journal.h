@@ -142,6 +142,13 @@ void
     pz_journal_accept (pz_journal_t *self, int64_t request_id,
                        const uint8_t *publication, size_t size);
 
+//  The same, from the N publication's parts: its count records, then its
+//  seq and tag-seq (for a publication that was numbered, not built).
+void
+    pz_journal_accept_records (pz_journal_t *self, int64_t request_id,
+                               const uint8_t *records, size_t count,
+                               int64_t seq, int64_t tag_seq);
+
 //  Appends a verdict: the seqs of the accepted publications it completes,
 //  and its P and/or C publication (one may be NULL). Buffered until commit.
 void

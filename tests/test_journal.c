@@ -1761,3 +1761,59 @@ Test (journal, durable_bytes_leave_the_page_cache, .init = s_quiet, .timeout = 3
     s_remove_files (dir);
     rmdir (dir);
 }
+
+
+//  An accept handed over in parts (the broker's way when no sink takes N
+//  live) is written exactly as the publication built from the same parts.
+Test (journal, an_accept_in_parts_is_written_as_its_publication, .init = s_quiet,
+      .timeout = 10)
+{
+    char dirs [2][32] = { "/tmp/test_journal-XXXXXX", "/tmp/test_journal-XXXXXX" };
+    pz_journal_t *journals [2];
+    for (int which = 0; which < 2; which++) {
+        cr_assert (mkdtemp (dirs [which]));
+        pz_journal_config_t config;
+        pz_journal_config_init (&config);
+        config.dir = dirs [which];
+        char *error = NULL;
+        journals [which] = pz_journal_open (&config, &error);
+        cr_assert (journals [which], "open failed: %s", error ? error : "?");
+    }
+    uint8_t records [PZ_RECORD_SIZE * 5], publication [PZ_RECORD_SIZE * 7];
+    for (int seq = 1; seq <= 3; seq++) {
+        for (int index = 0; index < 5; index++)
+            pz_record_encode (records + PZ_RECORD_SIZE * index, PZ_TAG_NUMBER,
+                              1000 * seq + index);
+        memcpy (publication, records, sizeof records);
+        pz_publication_trailer (publication + sizeof records, seq, seq);
+        int64_t request_id = seq == 2 ? 0 : 40 + seq;      //  with and without I
+        pz_journal_accept (journals [0], request_id, publication, sizeof publication);
+        pz_journal_accept_records (journals [1], request_id, records, 5, seq, seq);
+        for (int which = 0; which < 2; which++)
+            cr_assert_eq (pz_journal_commit (journals [which]), 0);
+    }
+    size_t sizes [2];
+    uint8_t *files [2];
+    for (int which = 0; which < 2; which++) {
+        pz_journal_destroy (&journals [which]);
+        char path [PATH_MAX];
+        snprintf (path, sizeof path, "%s/%020d.pzj", dirs [which], 1);
+        files [which] = s_file_read (path, &sizes [which]);
+    }
+    cr_assert_eq (sizes [0], sizes [1]);
+    cr_assert (memcmp (files [0], files [1], sizes [0]) == 0, "the two journals differ");
+    //  And history serves the publication of the parts.
+    pz_journal_reader_t *reader = pz_journal_reader_new (dirs [1]);
+    uint8_t buffer [4096];
+    int64_t next, oldest;
+    size_t size = pz_journal_reader_read (reader, 3, 4, 3, S_TAG_MASK ('N'), buffer,
+                                          sizeof buffer, &next, &oldest);
+    cr_assert_eq (size, sizeof publication);
+    cr_assert (memcmp (buffer, publication, size) == 0);
+    pz_journal_reader_destroy (&reader);
+    for (int which = 0; which < 2; which++) {
+        free (files [which]);
+        s_remove_files (dirs [which]);
+        rmdir (dirs [which]);
+    }
+}
