@@ -264,6 +264,17 @@ def thread_seconds(pid):
         return ticks
 
 
+def cpu_times():
+    """The machine's CPU times from /proc/stat (user, nice, system, idle,
+    iowait, irq, softirq, steal), or None."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        return [int(value) for value in fields[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_usage(run, procs, cpu0, t0, end):
     """Adds the CPU time each role used over [t0, end]: in seconds (cpu_s),
     and as cores busy (cpu; 1.0 = one core)."""
@@ -359,12 +370,18 @@ class Bench:
     def measuring(self, run, procs, scratch=None):
         """Around one run: a program that did not start or answer
         (RuntimeError) makes the run's error; whatever happens, every
-        process in procs is stopped and the scratch file removed."""
+        process in procs is stopped and the scratch file removed. The
+        share of the machine's time its hypervisor took (steal) is noted:
+        what makes runs on a shared machine differ."""
+        before = cpu_times()
         try:
             yield
         except RuntimeError as error:
             run["error"] = str(error).splitlines()[0]
         finally:
+            after = cpu_times()
+            if before and after and sum(after) > sum(before):
+                run["steal"] = (after[7] - before[7]) / (sum(after) - sum(before))
             for proc in procs:
                 proc.stop()
             if scratch and os.path.exists(scratch):
@@ -742,6 +759,26 @@ class Bench:
                 batch, 2, 1, count, pipeline, kind="curve-on-p", curve=self.keys(), tags="P",
                 sink_count=off["primes"]))
 
+    def journal_pairs(self, add):
+        """The journal rows as the full run makes them: batch 1 (ACK_PAIRS
+        runs without, then one with a journal), batch 1024 with a journal
+        then without, then the replay of what the batch-1024 run left."""
+        for pair in range(ACK_PAIRS):
+            add("ours-b1", self.ours(1, 2, 1, self.count(COUNT_REQREP), 1))
+        journal = self.scratch("journal")
+        add("ours-b1-j", self.ours(1, 2, 1, self.count(COUNT_B1_JOURNAL), 1,
+                                   journal=journal, kind="ours-journal"))
+        shutil.rmtree(journal, ignore_errors=True)
+        journal = self.scratch("journal")
+        ran = add("ours-j1024", self.ours(
+            1024, 2, 1, self.count(COUNT_BATCH_OURS[1024]), SOURCE_PIPELINE,
+            journal=journal, kind="ours-journal"))
+        add("ours-k1024", self.ours(
+            1024, 2, 1, self.count(COUNT_BATCH_OURS[1024]), SOURCE_PIPELINE))
+        if not ran.get("error"):
+            add("replay", self.replay(journal, ran["verdicts"]))
+        shutil.rmtree(journal, ignore_errors=True)
+
     def audit_pairs(self, add):
         """The audit off (--audit 0) then at its default, side by side, at
         each of AUDIT_BATCHES, shaped as curve_pairs runs them."""
@@ -867,6 +904,8 @@ def describe(run):
         parts.append("ns/number " + " ".join(
             "%s %.0f" % (role, 1e9 * value / run["count"])
             for role, value in sorted(run["cpu_s"].items()) if role in ("broker", "worker")))
+    if run.get("steal") is not None:
+        parts.append("steal %.0f%%" % (100 * run["steal"]))
     if run.get("error"):
         parts.append("ERROR: " + run["error"])
     return ", ".join(parts)
@@ -1149,10 +1188,12 @@ def main():
                         help="print only; do not write docs/PERFORMANCE.md and plots")
     parser.add_argument("--docs", default=os.path.join(ROOT, "docs"),
                         help="where PERFORMANCE.md and the plots go (default: docs)")
-    parser.add_argument("--only", choices=("curve", "audit"),
+    parser.add_argument("--only", choices=("curve", "audit", "journal"),
                         help="run only these rows (curve: CURVE on and off at batch 1024 "
-                             "and 1; audit: --audit 0 and the default at batch 1024 and 1) "
-                             "and rewrite only their section of PERFORMANCE.md")
+                             "and 1; audit: --audit 0 and the default at batch 1024 and 1; "
+                             "journal: on and off at batch 1024 and 1, and the replay) "
+                             "and rewrite only their section of PERFORMANCE.md, and their "
+                             "rows of its targets table")
     options = parser.parse_args()
 
     command = "python3 bench/pipeline.py" + "".join(
@@ -1173,6 +1214,8 @@ def main():
         return main_curve(options, bench, command)
     if options.only == "audit":
         return main_audit(options, bench, command)
+    if options.only == "journal":
+        return main_journal(options, bench, command)
 
     kinds = ("broker", "worker", "source", "sink", "bare", "primality")
     built = {kind: os.path.getmtime(bench.exe(kind)) for kind in kinds
@@ -1356,14 +1399,12 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
          spread(t4, lambda v: "%.1f MiB" % (v / 1024)),
          ("PASS" if t4 and max(t4) < T4_RSS_KIB else "MISS")
          + (" (largest in any run: %.1f MiB)" % (max(rss_all) / 1024) if rss_all else "")),
-        ("(J) batch 1024: journal on / off (paired runs)", "≥ %.1f" % T_JOURNAL_RATIO,
-         spread(journal, ratio_fmt), verdict(med(journal), T_JOURNAL_RATIO)),
+        journal_target(journal),
         ("(C) batch 1024: CURVE on / off (paired runs)", "≥ %.1f" % T_CURVE_RATIO,
          spread(ratios(R.get("curve-on-k1024", []), R.get("curve-off-k1024", [])), ratio_fmt),
          verdict(med(ratios(R.get("curve-on-k1024", []), R.get("curve-off-k1024", []))),
                  T_CURVE_RATIO)),
-        ("(R) a sink reading the journal from history, warm page cache", "≥ %s/s"
-         % si(T_REPLAY), spread(g("replay")), verdict(med(g("replay")), T_REPLAY)),
+        replay_target(g),
     ]
     # (S): each printing sink alone, into a pipe, against table (1)'s rate.
     sink_alone = {fmt: med(g("replay-" + fmt)) / med(g("ours-k1024"))
@@ -1457,8 +1498,7 @@ def summarise(bench, R, machine, command, date, batches, workers_sweep, source_c
         % SOURCE_PIPELINE + tb,
         "## Sweep: workers (batch 1024, one source --pipeline %d)\n\n" % SOURCE_PIPELINE + tw,
     ]] + [
-        ("journal", "## The journal (`--journal`): on and off\n\n"
-         + journal_section(R, g, journal)),
+        ("journal", JOURNAL_TITLE + "\n\n" + journal_section(R, g, journal)),
         ("curve", curve_section(R, g)),
         ("audit", audit_section(R, g)),
         ("cpu", "## CPU per number: broker and workers\n\n" + cpu_section(R)),
@@ -1532,6 +1572,21 @@ def headline_section(R, g, headline):
         "Bare:\n\n" + commands_md(R, "bare-text")])
 
 
+JOURNAL_TITLE = "## The journal (`--journal`): on and off"
+
+
+def journal_target(journal):
+    """The targets table's row (J), from the paired on / off ratios."""
+    return ("(J) batch 1024: journal on / off (paired runs)", "≥ %.1f" % T_JOURNAL_RATIO,
+            spread(journal, ratio_fmt), verdict(med(journal), T_JOURNAL_RATIO))
+
+
+def replay_target(g):
+    """The targets table's row (R), from the replay runs."""
+    return ("(R) a sink reading the journal from history, warm page cache", "≥ %s/s"
+            % si(T_REPLAY), spread(g("replay")), verdict(med(g("replay")), T_REPLAY))
+
+
 def journal_section(R, g, journal):
     f2, f3 = "%.2f".__mod__, "%.3f".__mod__
 
@@ -1573,10 +1628,15 @@ def journal_section(R, g, journal):
          spread([100 * v for v in g("replay", "broker_cpu")], "%.0f".__mod__),
          spread(per_numbers(R.get("replay", []), "broker"), "%.1f".__mod__),
          spread(g("replay", "filled"), "%.0f".__mod__)]])
+    steal = [100 * run["steal"] for name in ("ours-j1024", "ours-k1024")
+             for run in R.get(name, []) if run.get("steal") is not None]
     return "\n\n".join([
         "### Batch 1024: throughput\n\nThe journal run comes just before the run without "
         "it in each repeat; the ratio is between those two. *numbers per commit*: the "
-        "count over the syncs the broker made (its final stats' `commits`).",
+        "count over the syncs the broker made (its final stats' `commits`)."
+        + (" The hypervisor took %s %% of the machine's time during these runs (steal, "
+           "/proc/stat): the share the programs could not have." % spread(steal, "%.0f".__mod__)
+           if steal else ""),
         t_1024,
         "### Batch 1: the ack's latency\n\nOne source, one request at a time: every ack "
         "waits for the sync of the block holding its request. Paired with the last run "
@@ -1701,9 +1761,24 @@ def main_curve(options, bench, command):
                      CURVE_TITLE, "curve")
 
 
-def main_only(options, bench, command, pairs, section, title, key):
+def main_journal(options, bench, command):
+    """--only journal: the journal pairs, their section of PERFORMANCE.md
+    and their rows (J) and (R) of its targets table."""
+    def section(R, g):
+        return JOURNAL_TITLE + "\n\n" + journal_section(
+            R, g, ratios(R.get("ours-j1024", []), R.get("ours-k1024", [])))
+
+    def targets(R, g):
+        journal = ratios(R.get("ours-j1024", []), R.get("ours-k1024", []))
+        return [journal_target(journal), replay_target(g)]
+    return main_only(options, bench, command, bench.journal_pairs, section,
+                     JOURNAL_TITLE, "journal", targets)
+
+
+def main_only(options, bench, command, pairs, section, title, key, targets=None):
     """--only KEY: runs pairs, prints them, and rewrites their section of
-    PERFORMANCE.md (and nothing else in it)."""
+    PERFORMANCE.md (and nothing else in it but the targets table's rows
+    that targets(R, g) returns, if given: found by their first cell)."""
     R = {}
 
     def add(name, run):
@@ -1739,6 +1814,14 @@ def main_only(options, bench, command, pairs, section, title, key):
     path = os.path.join(options.docs, "PERFORMANCE.md")
     with open(path) as handle:
         old = handle.read()
+    for row in (targets(R, g) if targets else []):
+        # Said in the row: its figure is not from the run the rest is from.
+        row = (row[0], row[1], "%s (`--only %s`, %s)" % (row[2], key, date), row[3])
+        lines = old.split("\n")
+        for index, line in enumerate(lines):
+            if line.startswith("| " + row[0] + " |"):
+                lines[index] = "| " + " | ".join(row) + " |"
+        old = "\n".join(lines)
     begin, _ = hand_markers(key)
     block = hand_block(old, key, "*(Not written yet: what the figures above say.)*\n")
     if title in old and begin in old:
