@@ -25,11 +25,12 @@
          a verdict lost in a crash before the sync only means its numbers
          are leased again, and the workers test while the sync runs;
       4. once a batch's sync is done, and only then, it acknowledges the
-         sources, publishes and completes the reported dispatches. If the write failed (a full
-         disk), every item of the batch is refused with E 9 instead, its
-         sequence numbers are taken back, and the sources and workers send
-         them again later; if a sync fails, the broker stops (what is on
-         disk is then unknown: a restart reads back what is there).
+         sources, publishes and completes the reported dispatches. If the
+         write failed (a full disk), every item of the batch is refused
+         with E 9 instead (nothing of it was leased), its sequence numbers
+         are taken back, and the sources and workers send them again
+         later; if a sync fails, the broker stops (what is on disk is then
+         unknown: a restart reads back what is there).
 
     The source and results endpoints are ROUTERs that answer as REP sockets
     would (request.h): a REP socket cannot read a second request before it
@@ -963,16 +964,17 @@ s_take_request (pz_broker_t *self, pz_request_t *request)
     s_current (self)->numbers += numbers;
     //  The request id goes with the ranges' entry when there are ranges, so
     //  that a retry is answered with the count of every record.
+    int64_t accept_id = ranges ? 0 : request_id;
     if (self->journal && numbers > 0) {
         if (zmq_msg_size (&item->publications [0]) > 0)
-            pz_journal_accept (self->journal, ranges ? 0 : request_id,
+            pz_journal_accept (self->journal, accept_id,
                                (const uint8_t *) zmq_msg_data (&item->publications [0]),
                                zmq_msg_size (&item->publications [0]));
         else
             //  No sink takes N live: the journal gets it in parts, as history
             //  serves it, without a message built to be dropped (a message
             //  of 9 bytes a number, allocated, copied and freed).
-            pz_journal_accept_records (self->journal, request_id, records, count,
+            pz_journal_accept_records (self->journal, accept_id, records, count,
                 item->seq, self->tag_seq [pz_publication_tag_index (PZ_TAG_NUMBER)]);
     }
 }
