@@ -637,56 +637,73 @@ def test_keys_add_a_machine_revoke_and_allow_again():
     hup = lambda: compose("kill", "-s", "SIGHUP", "broker")
     reloaded = r"zap: reloaded: %d keys allowed"
     with Cluster("deploy-add") as c:
-        subprocess.run([harness.binary("keygen"), "beta", "--role", "worker", "--dir", c.dir],
-                       check=True, capture_output=True, timeout=10)
-        keys_service("sh", "-c", "cat > /keys/broker/allow/beta.cert",
-                     stdin=c.path("beta.cert"))
-        before = broker_log_count(reloaded % 5)
-        hup()
-        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
-        worker = c.start("worker", "--dispatch", "tcp://127.0.0.1:%d" % S.ports["DISPATCH"],
-                         "--results", "tcp://127.0.0.1:%d" % S.ports["RESULTS"], "--threads", 1,
-                         "--name", "beta", "--curve-cert", c.path("beta.cert_secret"),
-                         "--curve-server", host_keys("primes", "sink")[1], name="beta")
-        wait_until("the host's worker named in the broker's stats with work", lambda: any(
-            n > 0 for name, n in worker_stats().items() if name.startswith("beta")), 20)
+        done = False
+        try:
+            subprocess.run([harness.binary("keygen"), "beta", "--role", "worker", "--dir", c.dir],
+                           check=True, capture_output=True, timeout=10)
+            keys_service("sh", "-c", "cat > /keys/broker/allow/beta.cert",
+                         stdin=c.path("beta.cert"))
+            before = broker_log_count(reloaded % 5)
+            hup()
+            wait_until("the broker reloads 5 keys",
+                       lambda: broker_log_count(reloaded % 5) > before, 5)
+            worker = c.start("worker", "--dispatch", "tcp://127.0.0.1:%d" % S.ports["DISPATCH"],
+                             "--results", "tcp://127.0.0.1:%d" % S.ports["RESULTS"], "--threads", 1,
+                             "--name", "beta", "--curve-cert", c.path("beta.cert_secret"),
+                             "--curve-server", host_keys("primes", "sink")[1], name="beta")
+            wait_until("the host's worker named in the broker's stats with work", lambda: any(
+                n > 0 for name, n in worker_stats().items() if name.startswith("beta")), 20)
 
-        def demo_workers(beta=False):
-            return sum(n for name, n in worker_stats().items()
-                       if name.startswith("beta") == beta)
-        refused = broker_log_count(r"on the dispatch endpoint: unknown key")
-        keys_service("rm", "/keys/broker/allow/worker.cert")
-        before = broker_log_count(reloaded % 4)
-        hup()
-        wait_until("the broker reloads 4 keys", lambda: broker_log_count(reloaded % 4) > before, 5)
-        wait_until("the demo's workers refused", lambda: broker_log_count(
-            r"on the dispatch endpoint: unknown key") > refused, 5)
-        time.sleep(2)
-        demo_then, beta_then = demo_workers(), demo_workers(beta=True)
-        time.sleep(3)
-        assert demo_workers() == demo_then, "revoked workers still work"
-        assert demo_workers(beta=True) > beta_then, "the host's worker stopped too"
-        log("demo workers' key revoked: they stopped at %d numbers, beta went on (%d)"
-            % (demo_then, demo_workers(beta=True)))
+            def demo_workers(beta=False):
+                return sum(n for name, n in worker_stats().items()
+                           if name.startswith("beta") == beta)
+            refused = broker_log_count(r"on the dispatch endpoint: unknown key")
+            keys_service("rm", "/keys/broker/allow/worker.cert")
+            before = broker_log_count(reloaded % 4)
+            hup()
+            wait_until("the broker reloads 4 keys",
+                       lambda: broker_log_count(reloaded % 4) > before, 5)
+            # They are refused when they connect again (the reload rebinds
+            # the endpoint): within 100 ms as a rule, later on a loaded host.
+            wait_until("the demo's workers refused", lambda: broker_log_count(
+                r"on the dispatch endpoint: unknown key") > refused, 15)
+            time.sleep(2)
+            demo_then, beta_then = demo_workers(), demo_workers(beta=True)
+            time.sleep(3)
+            assert demo_workers() == demo_then, "revoked workers still work"
+            assert demo_workers(beta=True) > beta_then, "the host's worker stopped too"
+            log("demo workers' key revoked: they stopped at %d numbers, beta went on (%d)"
+                % (demo_then, demo_workers(beta=True)))
 
-        # Allowed again; a refused worker does not try again by itself
-        # (libzmq ends a connection whose handshake failed): restarted.
-        keys_service("cp", "/keys/worker/keys/worker.cert", "/keys/broker/allow/")
-        before = broker_log_count(reloaded % 5)
-        hup()
-        wait_until("the broker reloads 5 keys", lambda: broker_log_count(reloaded % 5) > before, 5)
-        compose("restart", "worker", timeout=120)
+            # Allowed again; a refused worker does not try again by itself
+            # (libzmq ends a connection whose handshake failed): restarted.
+            keys_service("cp", "/keys/worker/keys/worker.cert", "/keys/broker/allow/")
+            before = broker_log_count(reloaded % 5)
+            hup()
+            wait_until("the broker reloads 5 keys",
+                       lambda: broker_log_count(reloaded % 5) > before, 5)
+            compose("restart", "worker", timeout=120)
 
-        def demo_reporting():
-            last = [r for r in stats_records() if r.get("workers")][-1:]
-            workers = last[0]["workers"] if last else []
-            return [w["name"] for w in workers if not str(w["name"]).startswith("beta")
-                    and w.get("last_seen_ms", 1e9) < 1500]
-        back = wait_until("the demo's workers report again", demo_reporting, 20)
-        log("allowed again, restarted: the demo's workers report again: %s" % back)
-        assert worker.stop(timeout=5) == 0, worker.log()
-    keys_service("rm", "/keys/broker/allow/beta.cert")
-    hup()
+            def demo_reporting():
+                last = [r for r in stats_records() if r.get("workers")][-1:]
+                workers = last[0]["workers"] if last else []
+                return [w["name"] for w in workers if not str(w["name"]).startswith("beta")
+                        and w.get("last_seen_ms", 1e9) < 1500]
+            back = wait_until("the demo's workers report again", demo_reporting, 20)
+            log("allowed again, restarted: the demo's workers report again: %s" % back)
+
+            assert worker.stop(timeout=5) == 0, worker.log()
+            done = True
+        finally:
+            # Whatever failed, the tests after this one need the demo's
+            # workers allowed and working (once in CI a failure here left
+            # their key out, and the broker restart test found no worker).
+            if not done:
+                keys_service("cp", "/keys/worker/keys/worker.cert", "/keys/broker/allow/")
+            keys_service("rm", "-f", "/keys/broker/allow/beta.cert")
+            hup()
+            if not done:
+                compose("restart", "worker", timeout=120)
 
 
 def test_kill_worker_loses_nothing():
