@@ -586,19 +586,9 @@ s_build_publication (pz_broker_t *self, zmq_msg_t *message, char tag,
                             ++self->tag_seq [pz_publication_tag_index (tag)]);
 }
 
-//  Returns true if a verdict's publication of tag must be built: with a
-//  journal always (the journal and history hold every one), else while some
-//  sink subscribes to a prefix of it. (An N publication nobody subscribes
-//  to goes to the journal in parts: pz_journal_accept_records.)
-static bool
-s_wanted (pz_broker_t *self, char tag)
-{
-    return self->journal || self->wanted [pz_publication_tag_index (tag)];
-}
-
 //  Numbers a publication of tag that is not built, because no sink
-//  subscribes to it (and, but for N, there is no journal): it takes its seq
-//  and tag-seq all the same, so the numbering is the same whoever listens.
+//  subscribes to it: it takes its seq and tag-seq all the same, so that
+//  the numbering is the same whoever listens.
 static void
 s_skip_publication (pz_broker_t *self, char tag)
 {
@@ -1087,41 +1077,6 @@ s_cut_off (pz_broker_t *self, s_worker_t *worker, const char *sender,
     worker->recent_count = 0;
 }
 
-//  Writes the count numbers at numbers (N records) into the P publication
-//  at cursor [0] and the C one at cursor [1] by their verdict bits, order
-//  kept in each, moving the cursors past what was written; a NULL cursor
-//  is a half not built. A run of numbers with the same verdict is copied
-//  with one memcpy, then its tags set (runs of composites are long).
-static void
-s_split_verdicts (const uint8_t *numbers, const uint8_t *bits, size_t count,
-                  uint8_t **cursor)
-{
-    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
-        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
-                                                 * PZ_RECORD_SIZE);
-        size_t last = count - base < PZ_VERDICTS_PER_RECORD
-                    ? count - base : PZ_VERDICTS_PER_RECORD;
-        size_t index = 0;
-        while (index < last) {
-            uint64_t prime = (word >> index) & 1;
-            size_t end = index + 1;
-            while (end < last && ((word >> end) & 1) == prime)
-                end++;
-            int which = prime ? 0 : 1;
-            if (cursor [which]) {
-                uint8_t *at = cursor [which];
-                size_t length = end - index;
-                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE,
-                        length * PZ_RECORD_SIZE);
-                for (size_t record = 0; record < length; record++)
-                    at [record * PZ_RECORD_SIZE] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
-                cursor [which] = at + length * PZ_RECORD_SIZE;
-            }
-            index = end;
-        }
-    }
-}
-
 //  Takes one worker report into the batch, or answers it at once.
 
 static void
@@ -1200,11 +1155,12 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
     const uint8_t *bits = data + PZ_RECORD_SIZE;
     //  Split the numbers into one P and one C publication, order kept in
     //  each, written straight into the messages' buffers: count, then fill.
+    //  A half no sink subscribes to is numbered, not built: the journal
+    //  keeps a verdict as its bits, not as its publications.
     size_t primes = pz_verdicts_primes (bits, count);
     size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
-    //  A half no sink subscribes to is numbered, not built (no journal).
-    bool build [2] = { sizes [0] > 0 && s_wanted (self, PZ_TAG_PRIME),
-                       sizes [1] > 0 && s_wanted (self, PZ_TAG_COMPOSITE) };
+    bool build [2] = { sizes [0] > 0 && self->wanted [pz_publication_tag_index (PZ_TAG_PRIME)],
+                       sizes [1] > 0 && self->wanted [pz_publication_tag_index (PZ_TAG_COMPOSITE)] };
     uint8_t *cursor [2] = { NULL, NULL };
     for (int which = 0; which < 2; which++)
         if (build [which]) {
@@ -1213,23 +1169,21 @@ s_take_report (pz_broker_t *self, pz_request_t *request)
             cursor [which] = (uint8_t *) zmq_msg_data (&item->publications [which]);
         }
     if (build [0] || build [1])
-        s_split_verdicts (numbers, bits, count, cursor);
+        pz_verdicts_split (numbers, bits, count, cursor);
     //  Sequence numbers in publication order: P first, then C.
+    int64_t seqs [2] = { 0, 0 }, tag_seqs [2] = { 0, 0 };
     for (int which = 0; which < 2; which++)
-        if (build [which])
-            pz_publication_trailer (cursor [which], self->next_seq++,
-                                    ++self->tag_seq [which + 1]);
-        else
-        if (sizes [which] > 0)
-            s_skip_publication (self, which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME);
+        if (sizes [which] > 0) {
+            seqs [which] = self->next_seq++;
+            tag_seqs [which] = ++self->tag_seq [which + 1];
+            if (build [which])
+                pz_publication_trailer (cursor [which], seqs [which], tag_seqs [which]);
+        }
     if (self->journal) {
         size_t covers_count;
         const int64_t *covers = pz_lease_covers (lease, &covers_count);
         pz_journal_verdict (self->journal, covers, covers_count,
-            sizes [0] ? (const uint8_t *) zmq_msg_data (&item->publications [0]) : NULL,
-            sizes [0] ? sizes [0] + PZ_TRAILER_SIZE : 0,
-            sizes [1] ? (const uint8_t *) zmq_msg_data (&item->publications [1]) : NULL,
-            sizes [1] ? sizes [1] + PZ_TRAILER_SIZE : 0);
+                            numbers, bits, count, seqs, tag_seqs);
     }
 }
 

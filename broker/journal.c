@@ -6,8 +6,10 @@
     it may hold, each a header and then blocks. A block is what one commit
     wrote: a header (length, first and last seq, entry count, the offset
     the segment was known synced through when it was written, CRC32C) and
-    entries, each an accepted publication (with its request id) or a verdict
-    publication (with the K records of the accepted seqs it completes).
+    entries, each an accepted publication (with its request id) or a
+    verdict: the K records of the accepted seqs it completes, then its
+    verdict bits (when those accepts are in the same segment: the reader
+    rebuilds the publications from them) or its publications.
     docs/JOURNAL.md is the normative description of the format.
 
     The writer buffers entries until commit, writes them with one write()
@@ -24,7 +26,9 @@
 
     The reader serves history from another thread: it lists the directory,
     skips blocks by their header, and remembers where it stopped, so that a
-    sink reading consecutive chunks costs one pass over the bytes.
+    sink reading consecutive chunks costs one pass over the bytes; for a
+    verdict kept as bits it finds the accepts' block by the headers and
+    keeps that one block read.
     =========================================================================
 */
 #include "journal.h"
@@ -83,6 +87,7 @@ typedef struct {
     int64_t written_s;          //  time of its last write, epoch seconds
     int64_t unverdicted;        //  accepted publications in it without verdict
     bool has_blocks;            //  at least one block in it
+    uint32_t version;           //  format version of its header
 } s_segment_t;
 
 //  An accepted N publication without a verdict.
@@ -123,6 +128,7 @@ typedef struct {
 //  What an entry is.
 typedef enum {
     S_ENTRY_PUBLICATION,        //  an accept or a verdict: a publication
+    S_ENTRY_BITS,               //  a verdict kept as its bits: K, V, S T [S T]
     S_ENTRY_RANGES,             //  the ranges of an accepted request
     S_ENTRY_PIECE               //  a piece of a range done
 } s_entry_kind_t;
@@ -144,10 +150,16 @@ typedef struct {
     size_t cover_count;         //  how many
     const uint8_t *publication; //  data records + S + T, exactly as published
     size_t publication_size;    //  bytes
-    char tag;                   //  N, P, C or X
+    char tag;                   //  N, P, C or X; bits: P, or C if no prime
     size_t count;               //  data records
     int64_t seq;                //  from S
     int64_t tag_seq;            //  from T
+    const uint8_t *bits;        //  bits: the V records
+    size_t bit_records;         //  bits: how many
+    size_t prime_bits;          //  bits: bits set (the P publication's records)
+    int64_t c_seq;              //  bits with both halves: the C publication's
+    int64_t c_tag_seq;          //  seq and tag-seq (the second S T), else 0
+    int64_t last_seq;           //  seq of its last publication (c_seq or seq)
 } s_entry_t;
 
 struct _pz_journal_t {
@@ -432,6 +444,56 @@ s_segment_header_encode (uint8_t *dest, int64_t first_seq, const int64_t *tag_se
     s_put32 (dest + S_SEGMENT_CRC_AT, pz_journal_crc32c (0, dest, S_SEGMENT_CRC_AT));
 }
 
+//  Parses the rest of a verdict kept as its bits, from the first V record
+//  at index: V records, then S T of its P publication if any bit is set,
+//  then S T of its C publication if any is not. How many numbers the bits
+//  are for is the covered accepts' to say (s_apply_bits, the reader).
+//  Returns NULL, or what is wrong with it.
+static const char *
+s_entry_parse_bits (const uint8_t *data, size_t records, size_t index, s_entry_t *entry)
+{
+    if (entry->request_id)
+        return "I record on a verdict";
+    entry->kind = S_ENTRY_BITS;
+    entry->bits = data + index * PZ_RECORD_SIZE;
+    while (index < records && pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_VERDICTS)
+        index++;
+    entry->bit_records = (size_t) (data + index * PZ_RECORD_SIZE - entry->bits) / PZ_RECORD_SIZE;
+    if (entry->bit_records > pz_verdicts_records (PZ_RECORDS_MAX))
+        return "more than 64 V records";
+    entry->prime_bits = pz_verdicts_primes (entry->bits,
+                                        entry->bit_records * PZ_VERDICTS_PER_RECORD);
+    size_t pairs = (records - index) / 2;
+    if ((records - index) % 2 || pairs < 1 || pairs > 2)
+        return "verdict bits not followed by one or two S T pairs";
+    int64_t values [4];
+    for (size_t pair = 0; pair < pairs; pair++) {
+        const uint8_t *record = data + (index + 2 * pair) * PZ_RECORD_SIZE;
+        if (pz_record_tag (record) != PZ_TAG_SEQ
+        ||  pz_record_tag (record + PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ)
+            return "verdict bits not followed by one or two S T pairs";
+        values [2 * pair] = pz_record_value (record);
+        values [2 * pair + 1] = pz_record_value (record + PZ_RECORD_SIZE);
+        if (values [2 * pair] < 1 || values [2 * pair + 1] < 1)
+            return "seq or tag-seq below 1";
+        if (values [2 * pair] == INT64_MAX || values [2 * pair + 1] == INT64_MAX)
+            return "seq or tag-seq 2^63 - 1: none can follow it";
+    }
+    //  Two halves: P, then C. One: P if any bit says prime, else C.
+    if (pairs == 2 && !entry->prime_bits)
+        return "verdict bits with a P publication and no prime";
+    entry->tag = entry->prime_bits ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE;
+    entry->seq = entry->last_seq = values [0];
+    entry->tag_seq = values [1];
+    if (pairs == 2) {
+        entry->c_seq = entry->last_seq = values [2];
+        entry->c_tag_seq = values [3];
+        if (entry->c_seq <= entry->seq)
+            return "verdict bits' C seq not above their P seq";
+    }
+    return NULL;
+}
+
 //  Parses one entry of size bytes. Returns NULL, or what is wrong with it.
 //  Checks the shape only: order of I, K, data records, S, T; counts; tags.
 //  trusted: the entry is one this process appended, whose publication was
@@ -503,6 +565,8 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry, bool trusted)
         return "more than 4096 K records";
     if (index >= records)
         return "entry holds no publication";
+    if (entry->cover_count && pz_record_tag (data + index * PZ_RECORD_SIZE) == PZ_TAG_VERDICTS)
+        return s_entry_parse_bits (data, records, index, entry);
     entry->publication = data + index * PZ_RECORD_SIZE;
     entry->publication_size = size - index * PZ_RECORD_SIZE;
     entry->tag = pz_record_tag (entry->publication);
@@ -533,7 +597,7 @@ s_entry_parse (const uint8_t *data, size_t size, s_entry_t *entry, bool trusted)
     ||  pz_record_tag (data + index * PZ_RECORD_SIZE) != PZ_TAG_SEQ
     ||  pz_record_tag (data + (index + 1) * PZ_RECORD_SIZE) != PZ_TAG_TAG_SEQ)
         return "publication does not end with exactly S and T";
-    entry->seq = pz_record_value (data + index * PZ_RECORD_SIZE);
+    entry->seq = entry->last_seq = pz_record_value (data + index * PZ_RECORD_SIZE);
     entry->tag_seq = pz_record_value (data + (index + 1) * PZ_RECORD_SIZE);
     if (entry->seq < 1 || entry->tag_seq < 1)
         return "seq or tag-seq below 1";
@@ -834,10 +898,67 @@ s_apply_piece (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
     return NULL;
 }
 
+//  Applies a verdict kept as its bits: its K records name accepts without
+//  a verdict in this same segment, in order, whose numbers the V records
+//  carry one bit each; one S T for each half that has numbers.
+static const char *
+s_apply_bits (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
+{
+    self->after_primes = self->after_piece = false;
+    int tag = pz_publication_tag_index (entry->tag);
+    int c_tag = pz_publication_tag_index (PZ_TAG_COMPOSITE);
+    if (entry->seq < self->next_seq) {
+        snprintf (why, why_size, "seq %" PRId64 " not above the previous %" PRId64,
+                  entry->seq, self->next_seq - 1);
+        return why;
+    }
+    if (entry->tag_seq <= self->tag_seqs [tag]
+    ||  (entry->c_seq && entry->c_tag_seq <= self->tag_seqs [c_tag])) {
+        snprintf (why, why_size, "tag-seq of verdict bits seq %" PRId64 " not above "
+                  "the previous", entry->seq);
+        return why;
+    }
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    size_t numbers = 0;
+    int64_t previous = 0;
+    for (size_t index = 0; index < entry->cover_count; index++) {
+        int64_t cover = pz_record_value (entry->covers + index * PZ_RECORD_SIZE);
+        s_pending_t *pending = cover > previous && cover >= segment->first_seq
+                             && cover < entry->seq
+                             ? (s_pending_t *) zhashx_lookup (self->unverdicted, &cover) : NULL;
+        if (!pending) {
+            snprintf (why, why_size, "K %" PRId64 " names no accepted number without "
+                      "a verdict before its verdict bits in their segment", cover);
+            return why;
+        }
+        numbers += pending->count;
+        previous = cover;
+    }
+    bool composites = entry->prime_bits < numbers;
+    if (pz_verdicts_check (entry->bits, entry->bit_records, numbers) != PZ_OK
+    ||  (entry->c_seq != 0) != (entry->prime_bits > 0 && composites)) {
+        snprintf (why, why_size, "verdict bits seq %" PRId64 " do not fit the %zu numbers "
+                  "of their K records", entry->seq, numbers);
+        return why;
+    }
+    for (size_t index = 0; index < entry->cover_count; index++) {
+        int64_t cover = pz_record_value (entry->covers + index * PZ_RECORD_SIZE);
+        zhashx_delete (self->unverdicted, &cover);
+        segment->unverdicted--;
+    }
+    self->next_seq = entry->last_seq + 1;
+    self->tag_seqs [tag] = entry->tag_seq;
+    if (entry->c_seq)
+        self->tag_seqs [c_tag] = entry->c_tag_seq;
+    return NULL;
+}
+
 //  Applies one entry, in the last segment. Returns NULL or what is wrong.
 static const char *
 s_apply_entry (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_size)
 {
+    if (entry->kind == S_ENTRY_BITS)
+        return s_apply_bits (self, entry, why, why_size);
     if (entry->kind == S_ENTRY_RANGES)
         return s_apply_ranges (self, entry, why, why_size);
     if (entry->kind == S_ENTRY_PIECE)
@@ -950,11 +1071,11 @@ s_apply_block (pz_journal_t *self, const s_block_header_t *header, const uint8_t
         if (problem)
             return problem;
         entries++;
-        if (entry.kind == S_ENTRY_PUBLICATION) {
+        if (entry.kind == S_ENTRY_PUBLICATION || entry.kind == S_ENTRY_BITS) {
             //  Ranges and pieces have no seq: only publications count here.
             if (first_seq == 0)
                 first_seq = entry.seq;
-            last_seq = entry.seq;
+            last_seq = entry.last_seq;
         }
         offset += 4 + size;
     }
@@ -1073,7 +1194,8 @@ s_segment_push (pz_journal_t *self, int64_t first_seq, int64_t bytes, int64_t wr
         assert (self->segments);
     }
     self->segments [self->segment_count++] = (s_segment_t) {
-        .first_seq = first_seq, .bytes = bytes, .written_s = written_s };
+        .first_seq = first_seq, .bytes = bytes, .written_s = written_s,
+        .version = PZ_JOURNAL_VERSION };
 }
 
 //  Creates a segment file named first_seq with its header, durably. Returns
@@ -1205,7 +1327,9 @@ s_segment_recover (pz_journal_t *self, bool is_last, uint8_t **payload_p,
         s_fail (&error, "journal %s: offset 0: not a journal segment (bad magic)", path);
         goto done;
     }
-    //  Version 3 is version 4 without ranges: read as it is.
+    //  Version 3 is version 4 without ranges, version 4 is version 5
+    //  without verdicts kept as bits: each is read as it is.
+    segment->version = s_get32 (header + 8);
     if (s_get32 (header + 8) < PZ_JOURNAL_VERSION_READ
     ||  s_get32 (header + 8) > PZ_JOURNAL_VERSION) {
         s_fail (&error, "journal %s: offset 8: format version %" PRIu32 ", this broker "
@@ -1694,39 +1818,80 @@ pz_journal_accept_records (pz_journal_t *self, int64_t request_id,
     pz_publication_trailer (data + prefix + size, seq, tag_seq);
 }
 
-//  Appends a verdict: K records + its P (or only C) publication, and its C
-//  publication as a second entry if it has both. Asserts on misuse.
+//  Appends a verdict. As its bits (K records, V records, S T [S T]) when
+//  the history reader can find every covered accept before it in its own
+//  segment: each is in the segment being written (or staged for it), no
+//  rollover will come first, and the segment is of a version that has
+//  bits. Otherwise as its publications: K records + its P (or only C)
+//  publication, and its C publication as a second entry if it has both.
+//  Asserts on misuse.
 void
 pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_count,
-                    const uint8_t *primes, size_t primes_size,
-                    const uint8_t *composites, size_t composites_size)
+                    const uint8_t *numbers, const uint8_t *bits, size_t count,
+                    const int64_t *seqs, const int64_t *tag_seqs)
 {
-    assert (self && covers);
+    assert (self && covers && numbers && bits && seqs && tag_seqs);
     assert (cover_count >= 1 && cover_count <= PZ_RECORDS_MAX);
-    assert ((primes && primes_size) || (composites && composites_size));
+    assert (count >= 1 && count <= PZ_RECORDS_MAX);
+    size_t primes = pz_verdicts_primes (bits, count);
+    assert ((seqs [0] != 0) == (primes > 0) && (seqs [1] != 0) == (primes < count));
+    s_segment_t *segment = &self->segments [self->segment_count - 1];
+    bool as_bits = segment->version >= 5
+                && !(segment->has_blocks && segment->bytes >= self->config.segment_bytes);
     //  Checked now, not at commit: a K naming no accept, once written,
     //  would make the next open refuse the journal.
     for (size_t index = 0; index < cover_count; index++) {
         int64_t cover = covers [index];
         assert (cover >= 1 && cover < self->staged_next_seq);
         assert (cover >= self->next_seq || zhashx_lookup (self->unverdicted, &cover));
+        if (cover < segment->first_seq || (index && cover <= covers [index - 1]))
+            as_bits = false;
     }
     size_t cover_bytes = cover_count * PZ_RECORD_SIZE;
+    for (int which = 0; which < 2; which++)
+        if (seqs [which])
+            s_sequence_take (self, which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME,
+                             seqs [which], tag_seqs [which]);
+    int64_t first_seq = seqs [0] ? seqs [0] : seqs [1];
+    if (as_bits) {
+        size_t bit_bytes = pz_verdicts_records (count) * PZ_RECORD_SIZE;
+        size_t halves = (seqs [0] != 0) + (seqs [1] != 0);
+        uint8_t *data = s_entry_stage (self, cover_bytes + bit_bytes + halves * PZ_TRAILER_SIZE,
+                                       first_seq);
+        self->staged [self->staged_count - 1].last_seq = seqs [1] ? seqs [1] : seqs [0];
+        for (size_t index = 0; index < cover_count; index++)
+            pz_record_encode (data + index * PZ_RECORD_SIZE, S_TAG_COVER, covers [index]);
+        data += cover_bytes;
+        memcpy (data, bits, bit_bytes);
+        data += bit_bytes;
+        for (int which = 0; which < 2; which++)
+            if (seqs [which]) {
+                pz_publication_trailer (data, seqs [which], tag_seqs [which]);
+                data += PZ_TRAILER_SIZE;
+            }
+        return;
+    }
     //  Both entries of a verdict go in one block, so a cut never splits them.
-    s_block_room (self, 8 + cover_bytes + primes_size + composites_size);
-    const uint8_t *first = primes ? primes : composites;
-    size_t first_size = primes ? primes_size : composites_size;
-    int64_t seq = s_publication_check (self, first, first_size,
-                                       primes ? PZ_TAG_PRIME : PZ_TAG_COMPOSITE);
-    uint8_t *data = s_entry_stage (self, cover_bytes + first_size, seq);
+    size_t sizes [2] = { primes * PZ_RECORD_SIZE, (count - primes) * PZ_RECORD_SIZE };
+    s_block_room (self, 8 + cover_bytes + count * PZ_RECORD_SIZE + 2 * PZ_TRAILER_SIZE);
+    size_t offsets [2] = { 0, 0 };      //  in the buffer, which may move as it grows
+    for (int which = 0; which < 2; which++)
+        if (seqs [which]) {
+            bool first = seqs [which] == first_seq;
+            size_t prefix = first ? cover_bytes : 0;
+            uint8_t *data = s_entry_stage (self, prefix + sizes [which] + PZ_TRAILER_SIZE,
+                                           seqs [which]);
+            offsets [which] = (size_t) (data - self->buffer) + prefix;
+        }
+    uint8_t *data = self->buffer + offsets [seqs [0] ? 0 : 1] - cover_bytes;
     for (size_t index = 0; index < cover_count; index++)
         pz_record_encode (data + index * PZ_RECORD_SIZE, S_TAG_COVER, covers [index]);
-    memcpy (data + cover_bytes, first, first_size);
-    if (primes && composites && composites_size) {
-        seq = s_publication_check (self, composites, composites_size, PZ_TAG_COMPOSITE);
-        data = s_entry_stage (self, composites_size, seq);
-        memcpy (data, composites, composites_size);
-    }
+    uint8_t *cursor [2] = { seqs [0] ? self->buffer + offsets [0] : NULL,
+                            seqs [1] ? self->buffer + offsets [1] : NULL };
+    pz_verdicts_split (numbers, bits, count, cursor);
+    for (int which = 0; which < 2; which++)
+        if (seqs [which])
+            pz_publication_trailer (cursor [which], seqs [which], tag_seqs [which]);
 }
 
 //  Appends a correction: its X publication, as an entry of its own.
@@ -1996,6 +2161,20 @@ pz_journal_stats (pz_journal_t *self, pz_journal_stats_t *stats)
 //  --------------------------------------------------------------------------
 //  The reader.
 
+//  A block of the segment open for reading, by its header.
+typedef struct {
+    int64_t first_seq;          //  seq of its first publication
+    int64_t last_seq;           //  and of its last
+    int64_t offset;             //  where it starts
+} s_block_ref_t;
+
+//  An accept in the block the reader keeps for its accepts.
+typedef struct {
+    int64_t seq;                //  its N publication's seq
+    const uint8_t *records;     //  its N records, inside accepts_block
+    size_t count;               //  how many
+} s_accept_ref_t;
+
 struct _pz_journal_reader_t {
     char *dir;                  //  owned copy of the directory path
     int64_t *segments;          //  first seqs of the segments listed, sorted
@@ -2009,6 +2188,17 @@ struct _pz_journal_reader_t {
     int64_t window_offset;      //  file offset of window [0]
     size_t window_size;         //  valid bytes in window
     bool complained;            //  a damaged block was logged already
+    //  For verdicts kept as bits: where the open segment's accepts are.
+    s_block_ref_t *blocks;      //  its blocks holding publications, in order
+    size_t block_count;         //  how many
+    size_t block_capacity;      //  allocated
+    int64_t indexed_end;        //  offset up to which blocks were listed
+    uint8_t *accepts_block;     //  one block read for its accepts, or NULL
+    int64_t accepts_offset;     //  its offset (-1: none)
+    s_accept_ref_t *accepts;    //  its accepts, in order
+    size_t accept_count;        //  how many
+    size_t accept_capacity;     //  allocated
+    uint8_t *numbers;           //  a verdict's numbers, gathered from its accepts
 };
 
 //  Creates a reader on dir; it opens nothing until the first read.
@@ -2021,6 +2211,9 @@ pz_journal_reader_new (const char *dir)
     assert (self);
     self->dir = strdup (dir);
     self->fd = -1;
+    self->accepts_offset = -1;
+    self->numbers = (uint8_t *) malloc (PZ_RECORDS_MAX * PZ_RECORD_SIZE);
+    assert (self->numbers);
     return self;
 }
 
@@ -2035,6 +2228,10 @@ pz_journal_reader_destroy (pz_journal_reader_t **self_p)
             close (self->fd);
         free (self->segments);
         free (self->window);
+        free (self->blocks);
+        free (self->accepts_block);
+        free (self->accepts);
+        free (self->numbers);
         free (self->dir);
         free (self);
         *self_p = NULL;
@@ -2059,6 +2256,9 @@ s_reader_open (pz_journal_reader_t *self, int64_t first_seq)
     if (self->fd >= 0)
         close (self->fd);
     self->window_size = 0;
+    self->block_count = 0;          //  what we knew of the last one's blocks
+    self->indexed_end = S_SEGMENT_HEADER;
+    self->accepts_offset = -1;
     char *path = s_segment_path (self->dir, first_seq);
     self->fd = open (path, O_RDONLY | O_CLOEXEC);
     free (path);
@@ -2124,6 +2324,196 @@ s_reader_find (pz_journal_reader_t *self, int64_t seq)
             high = middle;
     }
     return low ? low - 1 : 0;
+}
+
+//  Lists the open segment's blocks by their headers, from where the last
+//  call stopped, until one holds a publication at or after seq or the
+//  offset limit is reached (the verdict's own block: its accepts are before
+//  it). Blocks without publications are not listed.
+static void
+s_reader_index (pz_journal_reader_t *self, int64_t seq, int64_t limit)
+{
+    while (self->indexed_end < limit
+    &&  (self->block_count == 0 || self->blocks [self->block_count - 1].last_seq < seq)) {
+        uint8_t bytes [S_BLOCK_HEADER];
+        s_block_header_t header;
+        if (s_pread_full (self->fd, bytes, S_BLOCK_HEADER, self->indexed_end)
+        ||  s_block_header_decode (bytes, &header))
+            return;                 //  damaged: what is behind it stays unknown
+        if (header.first_seq) {
+            if (self->block_count == self->block_capacity) {
+                self->block_capacity = self->block_capacity ? 2 * self->block_capacity : 64;
+                self->blocks = (s_block_ref_t *) realloc (self->blocks,
+                                   self->block_capacity * sizeof (s_block_ref_t));
+                assert (self->blocks);
+            }
+            self->blocks [self->block_count++] = (s_block_ref_t) {
+                header.first_seq, header.last_seq, self->indexed_end };
+        }
+        self->indexed_end += S_BLOCK_HEADER + header.payload_bytes;
+    }
+}
+
+//  Reads the block at offset into accepts_block, checks its CRC, and lists
+//  its accepts. Returns 0, or -1 if it cannot be read or is damaged.
+static int
+s_reader_load_accepts (pz_journal_reader_t *self, int64_t offset)
+{
+    self->accepts_offset = -1;
+    self->accept_count = 0;
+    uint8_t bytes [S_BLOCK_HEADER];
+    s_block_header_t header;
+    if (s_pread_full (self->fd, bytes, S_BLOCK_HEADER, offset)
+    ||  s_block_header_decode (bytes, &header))
+        return -1;
+    free (self->accepts_block);
+    self->accepts_block = (uint8_t *) malloc (S_BLOCK_HEADER + header.payload_bytes);
+    assert (self->accepts_block);
+    const uint8_t *payload = self->accepts_block + S_BLOCK_HEADER;
+    if (s_pread_full (self->fd, self->accepts_block, S_BLOCK_HEADER + header.payload_bytes,
+                      offset)
+    ||  !s_block_crc_ok (self->accepts_block, &header, payload))
+        return -1;
+    for (size_t at = 0; at + 4 <= header.payload_bytes; ) {
+        uint32_t size = s_get32 (payload + at);
+        if (size > header.payload_bytes - at - 4)
+            break;
+        s_entry_t entry;
+        if (!s_entry_parse (payload + at + 4, size, &entry, false)
+        &&  entry.kind == S_ENTRY_PUBLICATION && entry.tag == PZ_TAG_NUMBER) {
+            if (self->accept_count == self->accept_capacity) {
+                self->accept_capacity = self->accept_capacity ? 2 * self->accept_capacity : 64;
+                self->accepts = (s_accept_ref_t *) realloc (self->accepts,
+                                    self->accept_capacity * sizeof (s_accept_ref_t));
+                assert (self->accepts);
+            }
+            self->accepts [self->accept_count++] = (s_accept_ref_t) {
+                entry.seq, entry.publication, entry.count };
+        }
+        at += 4 + size;
+    }
+    self->accepts_offset = offset;
+    return 0;
+}
+
+//  Finds the accept numbered seq before offset limit in the open segment.
+//  Returns its N records and sets *count, or NULL if it is not there.
+static const uint8_t *
+s_reader_accept (pz_journal_reader_t *self, int64_t seq, int64_t limit, size_t *count)
+{
+    s_reader_index (self, seq, limit);
+    size_t low = 0, high = self->block_count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (self->blocks [middle].last_seq < seq)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low == self->block_count || self->blocks [low].first_seq > seq)
+        return NULL;
+    if (self->accepts_offset != self->blocks [low].offset
+    &&  s_reader_load_accepts (self, self->blocks [low].offset))
+        return NULL;
+    low = 0, high = self->accept_count;
+    while (low < high) {
+        size_t middle = low + (high - low) / 2;
+        if (self->accepts [middle].seq < seq)
+            low = middle + 1;
+        else
+            high = middle;
+    }
+    if (low == self->accept_count || self->accepts [low].seq != seq)
+        return NULL;
+    *count = self->accepts [low].count;
+    return self->accepts [low].records;
+}
+
+//  Gathers the numbers of a verdict kept as bits, from the accepts its K
+//  records name, into self->numbers. Returns how many, or 0 if an accept
+//  is missing or the bits do not fit them (damage: nothing is invented).
+static size_t
+s_reader_gather (pz_journal_reader_t *self, const s_entry_t *entry, int64_t limit)
+{
+    size_t total = 0;
+    for (size_t index = 0; index < entry->cover_count; index++) {
+        size_t count;
+        const uint8_t *records = s_reader_accept (
+            self, pz_record_value (entry->covers + index * PZ_RECORD_SIZE), limit, &count);
+        if (!records || total + count > PZ_RECORDS_MAX)
+            return 0;
+        memcpy (self->numbers + total * PZ_RECORD_SIZE, records, count * PZ_RECORD_SIZE);
+        total += count;
+    }
+    if (pz_verdicts_check (entry->bits, entry->bit_records, total) != PZ_OK
+    ||  (entry->c_seq != 0) != (entry->prime_bits > 0 && entry->prime_bits < total))
+        return 0;
+    return total;
+}
+
+//  Serves the halves of a verdict kept as bits (in the block at offset)
+//  that are wanted: at or after position, before end, of a tag in
+//  tag_mask, rebuilt from the accepts its K records name into buf at
+//  *written. Returns 0 to go on, 1 when buf is full (*next the half that
+//  did not fit) or 2 when a half is at or past end.
+static int
+s_reader_bits (pz_journal_reader_t *self, const s_entry_t *entry, int64_t offset,
+               int64_t position, int64_t end, uint32_t tag_mask,
+               uint8_t *buf, size_t buf_size, size_t *written, int64_t *next)
+{
+    int64_t seqs [2] = { entry->prime_bits ? entry->seq : 0,
+                         entry->prime_bits ? entry->c_seq : entry->seq };
+    int64_t tag_seqs [2] = { entry->prime_bits ? entry->tag_seq : 0,
+                             entry->prime_bits ? entry->c_tag_seq : entry->tag_seq };
+    bool wanted [2] = { false, false };
+    int stop = 0;
+    for (int which = 0; which < 2 && !stop; which++) {
+        if (!seqs [which] || seqs [which] < position)
+            continue;
+        if (seqs [which] >= end)
+            stop = 2;
+        else
+            wanted [which] = (tag_mask & (UINT32_C (1) << ((which ? PZ_TAG_COMPOSITE
+                                                                   : PZ_TAG_PRIME) - 'A'))) != 0;
+    }
+    if (!wanted [0] && !wanted [1])
+        return stop;
+    size_t total = s_reader_gather (self, entry, offset);
+    if (total == 0) {
+        if (!self->complained)
+            zsys_error ("journal %s/%020" PRId64 S_SUFFIX ": offset %" PRId64 ": verdict "
+                        "bits seq %" PRId64 " without their accepts, skipped", self->dir,
+                        self->fd_first_seq, offset, entry->seq);
+        self->complained = true;
+        return stop;
+    }
+    size_t sizes [2] = { entry->prime_bits * PZ_RECORD_SIZE + PZ_TRAILER_SIZE,
+                         (total - entry->prime_bits) * PZ_RECORD_SIZE + PZ_TRAILER_SIZE };
+    uint8_t *cursor [2] = { NULL, NULL };
+    size_t at = *written;
+    for (int which = 0; which < 2; which++)
+        if (wanted [which]) {
+            if (sizes [which] > buf_size - at) {
+                wanted [which] = false;
+                if (which == 0)
+                    wanted [1] = false;     //  in seq order: P first
+                *next = seqs [which];
+                stop = 1;
+                break;
+            }
+            cursor [which] = buf + at;
+            at += sizes [which];
+        }
+    uint8_t *starts [2] = { cursor [0], cursor [1] };
+    if (wanted [0] || wanted [1])
+        pz_verdicts_split (self->numbers, entry->bits, total, cursor);
+    for (int which = 0; which < 2; which++)
+        if (wanted [which]) {
+            pz_publication_trailer (cursor [which], seqs [which], tag_seqs [which]);
+            assert (cursor [which] + PZ_TRAILER_SIZE == starts [which] + sizes [which]);
+        }
+    *written = at;
+    return stop;
 }
 
 //  Copies the wanted publications of [from, until), up to durable_end, in
@@ -2251,6 +2641,18 @@ pz_journal_reader_read (pz_journal_reader_t *self, int64_t from, int64_t until,
             s_entry_t entry;
             const char *bad = s_entry_parse (payload + at + 4, size, &entry, false);
             at += 4 + size;
+            if (!bad && entry.kind == S_ENTRY_BITS) {
+                if (entry.last_seq < position)
+                    continue;
+                int stop = s_reader_bits (self, &entry, offset, position, end, tag_mask,
+                                          buf, buf_size, &written, next);
+                if (stop) {
+                    full = stop == 1;
+                    ended = stop == 2;
+                    break;
+                }
+                continue;
+            }
             if (bad || entry.seq < position)
                 continue;
             if (entry.seq >= end) {

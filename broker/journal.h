@@ -25,7 +25,7 @@
 
 #include "record.h"
 
-#define PZ_JOURNAL_VERSION      4                   //  format version of new segments
+#define PZ_JOURNAL_VERSION      5                   //  format version of new segments
 #define PZ_JOURNAL_VERSION_READ 3                   //  oldest version read (3: no ranges,
                                                     //  else the same)
 #define PZ_JOURNAL_BLOCK_MAX    (64 * 1024 * 1024)  //  bytes of payload in one block, at most
@@ -149,12 +149,16 @@ void
                                const uint8_t *records, size_t count,
                                int64_t seq, int64_t tag_seq);
 
-//  Appends a verdict: the seqs of the accepted publications it completes,
-//  and its P and/or C publication (one may be NULL). Buffered until commit.
+//  Appends a verdict: the seqs of the accepted publications it completes
+//  (covers), their count N records in cover order (numbers), one verdict
+//  bit each (V records at bits), and the seq and tag-seq of its P (index
+//  0) and C (index 1) publications, 0 for a half with no numbers. Kept as
+//  the bits when every cover is in the segment being written, else as the
+//  two publications (docs/JOURNAL.md). Buffered until commit.
 void
     pz_journal_verdict (pz_journal_t *self, const int64_t *covers, size_t cover_count,
-                        const uint8_t *primes, size_t primes_size,
-                        const uint8_t *composites, size_t composites_size);
+                        const uint8_t *numbers, const uint8_t *bits, size_t count,
+                        const int64_t *seqs, const int64_t *tag_seqs);
 
 //  Appends a correction (docs: PROTOCOL.md "Audit"): its X publication
 //  exactly as published. Buffered until commit.

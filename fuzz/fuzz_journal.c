@@ -28,7 +28,8 @@
 #include <inttypes.h>
 #include <unistd.h>
 
-#define S_HEADER        56          //  a segment header's bytes
+#define S_HEADER        96          //  a segment header's bytes
+#define S_HEADER_CRC    92          //  where its CRC is (of the bytes before)
 #define S_BLOCK         40          //  a block header's bytes
 #define S_BUFFER        (64 * 1024) //  the reader's buffer: small, to fill it
 
@@ -68,7 +69,7 @@ static void
 s_fix (uint8_t *segment, size_t size, uint8_t flags)
 {
     if ((flags & 1) && size >= S_HEADER)
-        s_put32 (segment + 52, pz_journal_crc32c (0, segment, 52));
+        s_put32 (segment + S_HEADER_CRC, pz_journal_crc32c (0, segment, S_HEADER_CRC));
     if (!(flags & 2))
         return;
     size_t offset = S_HEADER;
@@ -198,7 +199,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         s_put32 (files + 8, PZ_JOURNAL_VERSION);
         s_put32 (files + 12, S_HEADER);
         files [16] = 1;                 //  first seq 1, little-endian
-        s_put32 (files + 52, pz_journal_crc32c (0, files, 52));
+        s_put32 (files + S_HEADER_CRC, pz_journal_crc32c (0, files, S_HEADER_CRC));
     }
     memcpy (files + header, bytes, got);
     size_t total = header + got;

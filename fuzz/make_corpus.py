@@ -232,7 +232,9 @@ def source_corpus():
 
 
 def segment_header(first_seq, tag_seqs=(0, 0, 0)):
-    head = b'PZJOURNL' + le32(2) + le32(56) + le64(first_seq)
+    # docs/JOURNAL.md: version 5, 96 bytes, 8 tag-seq slots (N P C X R ...).
+    tag_seqs = tuple(tag_seqs) + (0,) * (8 - len(tag_seqs))
+    head = b'PZJOURNL' + le32(5) + le32(96) + le64(first_seq)
     head += b''.join(le64(t) for t in tag_seqs) + le32(0)
     return head + le32(crc32c(head))
 
@@ -248,9 +250,13 @@ def journal_corpus():
     # docs/JOURNAL.md's example: accept of 7 and 8 (id 42), then its verdict.
     header = segment_header(1)
     accept = recs(('I', 42), ('N', 7), ('N', 8), ('S', 1), ('T', 1))
-    first = block([accept], 1, 1, 56)
+    first = block([accept], 1, 1, 96)
     verdict = [recs(('K', 1), ('P', 7), ('S', 2), ('T', 1)), recs(('C', 8), ('S', 3), ('T', 1))]
-    second = block(verdict, 2, 3, 56 + len(first))
+    second = block(verdict, 2, 3, 96 + len(first))
+    # The same verdict kept as its bits: 7 prime (bit 0), 8 not.
+    bits = block([recs(('K', 1), ('V', 1), ('S', 2), ('T', 1), ('S', 3), ('T', 1))],
+                 2, 3, 96 + len(first))
+    write('journal', 'bits', b'\x00' + header + first + bits)
     flags = b'\x00'
     write('journal', 'example', flags + header + first + second)
     write('journal', 'unverdicted', flags + header + first)
@@ -262,7 +268,7 @@ def journal_corpus():
     # Two segments: the second named 4, after seqs 1-3.
     split = len(header + first + second)
     accept2 = recs(('N', 9), ('S', 4), ('T', 2))
-    segment2 = segment_header(4, (1, 1, 1)) + block([accept2], 4, 4, 56)
+    segment2 = segment_header(4, (1, 1, 1)) + block([accept2], 4, 4, 96)
     write('journal', 'two-segments', b'\x04' + le16(split) + le64(4)
           + header + first + second + segment2)
     write('journal', 'empty', b'\x00')

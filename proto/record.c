@@ -200,6 +200,38 @@ pz_verdicts_check (const uint8_t *records, size_t records_count, size_t count)
     return PZ_OK;
 }
 
+//  Splits numbers into P and C records by their verdict bits.
+void
+pz_verdicts_split (const uint8_t *numbers, const uint8_t *bits, size_t count,
+                   uint8_t **cursor)
+{
+    assert (numbers && bits && cursor);
+    for (size_t base = 0; base < count; base += PZ_VERDICTS_PER_RECORD) {
+        uint64_t word = pz_verdicts_word (bits + (base / PZ_VERDICTS_PER_RECORD)
+                                                 * PZ_RECORD_SIZE);
+        size_t last = count - base < PZ_VERDICTS_PER_RECORD
+                    ? count - base : PZ_VERDICTS_PER_RECORD;
+        size_t index = 0;
+        while (index < last) {
+            uint64_t prime = (word >> index) & 1;
+            size_t end = index + 1;
+            while (end < last && ((word >> end) & 1) == prime)
+                end++;
+            int which = prime ? 0 : 1;
+            if (cursor [which]) {
+                uint8_t *at = cursor [which];
+                size_t length = end - index;
+                memcpy (at, numbers + (base + index) * PZ_RECORD_SIZE,
+                        length * PZ_RECORD_SIZE);
+                for (size_t record = 0; record < length; record++)
+                    at [record * PZ_RECORD_SIZE] = which ? PZ_TAG_COMPOSITE : PZ_TAG_PRIME;
+                cursor [which] = at + length * PZ_RECORD_SIZE;
+            }
+            index = end;
+        }
+    }
+}
+
 //  Counts the verdicts that say prime.
 size_t
 pz_verdicts_primes (const uint8_t *records, size_t count)

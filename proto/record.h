@@ -167,6 +167,14 @@ pz_error_t
 size_t
     pz_verdicts_primes (const uint8_t *records, size_t count);
 
+//  Splits count N records at numbers by their verdict bits (V records at
+//  bits): primes as P records at cursor [0], composites as C records at
+//  cursor [1], order kept in each, moving each cursor past what it wrote.
+//  A NULL cursor is a half not wanted. Runs of one verdict go by memcpy.
+void
+    pz_verdicts_split (const uint8_t *numbers, const uint8_t *bits, size_t count,
+                       uint8_t **cursor);
+
 //  Validates a frame of size bytes: length, record count (a leading I
 //  record not counted), and every tag against accepted (a string of tag
 //  letters, e.g. "NI"). If accepted holds PZ_TAG_ID, an I record is allowed

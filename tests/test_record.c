@@ -208,6 +208,45 @@ Test (record, encodes_verdict_bits_by_hand, .timeout = 5)
     cr_assert_eq (pz_record_check (report, sizeof report, "IPC"), PZ_ERR_TAG_REFUSED);
 }
 
+//  Split by their bits, numbers go to the P and C halves in order, runs
+//  and single ones alike, across V record boundaries; a NULL half is
+//  skipped and the other still filled. Checked number by number against
+//  the verdicts the bits were made from.
+Test (record, numbers_split_by_verdict_bits, .timeout = 5)
+{
+    enum { COUNT = 200 };
+    uint8_t verdicts [COUNT], bits [4 * PZ_RECORD_SIZE];
+    uint8_t numbers [COUNT * PZ_RECORD_SIZE];
+    uint8_t halves [2][COUNT * PZ_RECORD_SIZE];
+    for (size_t index = 0; index < COUNT; index++) {
+        //  Runs of every length from 1 up, then singles.
+        verdicts [index] = index < 120 ? (uint8_t) ((index * index / 37) % 2)
+                                       : (uint8_t) (index % 2);
+        pz_record_encode (numbers + index * PZ_RECORD_SIZE, 'N', 1000 + (int64_t) index);
+    }
+    pz_verdicts_encode (bits, verdicts, COUNT);
+    for (int skip = -1; skip < 2; skip++) {
+        uint8_t *cursor [2] = { halves [0], halves [1] };
+        if (skip >= 0)
+            cursor [skip] = NULL;
+        pz_verdicts_split (numbers, bits, COUNT, cursor);
+        size_t at [2] = { 0, 0 };
+        for (size_t index = 0; index < COUNT; index++) {
+            int which = verdicts [index] ? 0 : 1;
+            if (which == skip)
+                continue;
+            const uint8_t *record = halves [which] + at [which]++ * PZ_RECORD_SIZE;
+            cr_assert_eq (pz_record_tag (record), which ? 'C' : 'P');
+            cr_assert_eq (pz_record_value (record), 1000 + (int64_t) index);
+        }
+        for (int which = 0; which < 2; which++)
+            if (which != skip)
+                cr_assert_eq (cursor [which], halves [which] + at [which] * PZ_RECORD_SIZE);
+            else
+                cr_assert_null (cursor [which]);
+    }
+}
+
 //  Every verdict read back is the one written, for every count up to the
 //  largest report; the primes counted; spare bits and record counts other
 //  than the count needs are a mismatch.
