@@ -2194,6 +2194,7 @@ struct _pz_journal_reader_t {
     size_t block_capacity;      //  allocated
     int64_t indexed_end;        //  offset up to which blocks were listed
     uint8_t *accepts_block;     //  one block read for its accepts, or NULL
+    size_t accepts_block_capacity;  //  allocated
     int64_t accepts_offset;     //  its offset (-1: none)
     s_accept_ref_t *accepts;    //  its accepts, in order
     size_t accept_count;        //  how many
@@ -2366,9 +2367,14 @@ s_reader_load_accepts (pz_journal_reader_t *self, int64_t offset)
     if (s_pread_full (self->fd, bytes, S_BLOCK_HEADER, offset)
     ||  s_block_header_decode (bytes, &header))
         return -1;
-    free (self->accepts_block);
-    self->accepts_block = (uint8_t *) malloc (S_BLOCK_HEADER + header.payload_bytes);
-    assert (self->accepts_block);
+    //  Grown, never shrunk: a fresh allocation of a large block each time
+    //  would be fresh pages each time.
+    if (S_BLOCK_HEADER + header.payload_bytes > self->accepts_block_capacity) {
+        free (self->accepts_block);
+        self->accepts_block_capacity = S_BLOCK_HEADER + header.payload_bytes;
+        self->accepts_block = (uint8_t *) malloc (self->accepts_block_capacity);
+        assert (self->accepts_block);
+    }
     const uint8_t *payload = self->accepts_block + S_BLOCK_HEADER;
     if (s_pread_full (self->fd, self->accepts_block, S_BLOCK_HEADER + header.payload_bytes,
                       offset)

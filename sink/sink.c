@@ -20,13 +20,16 @@
         playzmq-sink resume 1
         tag P seq 40 tag-seq 7 partial 0
         output dev 2049 ino 1311 size 5120
+        output-path /home/me/primes.txt
 
     One `tag` line per tag with a position: the last message printed of
     that tag is seq/tag-seq; partial K > 0 means only its first K records
     were printed (--count stopped in it); tag-seq 0 means none printed yet
     and nothing before seq wanted. A tag without a line starts with new
     messages. `output` (only when the output is a regular file) names the
-    file and its size after the last write.
+    file and its size after the last write, `output-path` its path: lines a
+    killed run wrote after its last position are cut from that file, as
+    the next run prints them again (into it or into another file).
     =========================================================================
 */
 #include "sink.h"
@@ -37,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,7 +53,7 @@
 #define S_REPORT_MS     1000                //  at most one gap line this often
 #define S_RETRY_MS      5000                //  history silent: next try after this
 #define S_PIPE_BYTES    (1024 * 1024)       //  output pipe's size asked for (Linux's default most)
-#define S_RESUME_MAX    1024                //  bytes of a resume file, at most
+#define S_RESUME_MAX    (1024 + PATH_MAX)   //  bytes of a resume file, at most
 #define S_RESUME_HEADER "playzmq-sink resume 1"
 
 //  Where the sink stands in one tag's messages.
@@ -85,6 +89,7 @@ struct _pz_sink_t {
     char *resume_tmp;           //  resume_path + ".tmp"
     int out_fd;                 //  where records go; not ours
     bool out_regular;           //  out_fd is a regular file
+    char *out_path;             //  its path (from /proc/self/fd), or NULL
     zsock_t *sub;               //  the subscription
     zsock_t *history;           //  DEALER to history; NULL after a failure
     bool wanted [S_TAGS];       //  N, P, C, X: print records of this tag?
@@ -263,6 +268,7 @@ pz_sink_destroy (pz_sink_t **self_p)
     free (self->buffer);
     zstr_free (&self->resume_tmp);
     zstr_free (&self->resume_path);
+    zstr_free (&self->out_path);
     zstr_free (&self->tags);
     zstr_free (&self->history_endpoint);
     zstr_free (&self->endpoint);
@@ -386,10 +392,14 @@ s_save_position (pz_sink_t *self)
                             s_tag_order [slot], seq, tag_seq, partial);
     }
     struct stat status;
-    if (self->out_regular && fstat (self->out_fd, &status) == 0)
+    if (self->out_regular && fstat (self->out_fd, &status) == 0) {
         length += snprintf (text + length, sizeof text - (size_t) length,
                             "output dev %ju ino %ju size %jd\n", (uintmax_t) status.st_dev,
                             (uintmax_t) status.st_ino, (intmax_t) status.st_size);
+        if (self->out_path)
+            length += snprintf (text + length, sizeof text - (size_t) length,
+                                "output-path %s\n", self->out_path);
+    }
     assert (length > 0 && (size_t) length < sizeof text);
     int fd = open (self->resume_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     bool saved = fd >= 0
@@ -571,6 +581,31 @@ s_parse_number (const char *text, uint64_t *value)
     return true;
 }
 
+//  A run killed between a write of its output and the save of its
+//  position left lines in its output that this run prints again. Into the
+//  same file they are cut off above; into another, the earlier run's file
+//  is cut back here, if it is still where it was and still that file, so
+//  that the outputs of the runs together hold every line once. Not being
+//  able to is logged: the lines after the position then come twice.
+static void
+s_cut_earlier_output (pz_sink_t *self, const char *path, uint64_t dev, uint64_t ino,
+                      uint64_t size)
+{
+    struct stat status;
+    if (stat (path, &status) != 0 || (uint64_t) status.st_dev != dev
+    ||  (uint64_t) status.st_ino != ino || (uint64_t) status.st_size <= size)
+        return;                 //  gone, replaced, or nothing after the position
+    if (truncate (path, (off_t) size) != 0) {
+        zsys_warning ("sink: cannot cut the earlier output '%s' back to %" PRIu64
+                      " bytes (%s): its last %jd bytes come again", path, size,
+                      strerror (errno), (intmax_t) status.st_size - (intmax_t) size);
+        return;
+    }
+    zsys_info ("sink: earlier output '%s' cut back from %jd to %" PRIu64 " bytes: lines "
+               "after the position in '%s' come in this output", path,
+               (intmax_t) status.st_size, size, self->resume_path);
+}
+
 //  Reads the resume file into the tags' positions, and cuts a regular
 //  output file back to the size recorded. Returns 0 if loaded, 1 if there
 //  is no file, -1 after logging if it is malformed or unreadable.
@@ -585,7 +620,8 @@ s_load_position (pz_sink_t *self)
                     self->resume_path, strerror (errno));
         return -1;
     }
-    char line [256];
+    char line [S_RESUME_MAX];
+    char old_path [PATH_MAX] = "";  //  the output of the run that wrote it
     int number = 0;
     bool seen [S_TAGS] = { false };
     s_track_t tracks [S_TAGS];
@@ -607,6 +643,11 @@ s_load_position (pz_sink_t *self)
         if (number == 1) {
             if (!streq (line, S_RESUME_HEADER))
                 why = "not a playzmq-sink resume file (first line)";
+            continue;
+        }
+        if (strncmp (line, "output-path /", 13) == 0 && !old_path [0] && has_output
+        &&  length - 12 < sizeof old_path) {
+            memcpy (old_path, line + 12, length - 11);
             continue;
         }
         char *words [9];
@@ -681,6 +722,9 @@ s_load_position (pz_sink_t *self)
                    "the position in '%s' would come twice", (intmax_t) status.st_size,
                    size, self->resume_path);
     }
+    else
+    if (has_output && old_path [0])
+        s_cut_earlier_output (self, old_path, dev, ino, size);
     return 0;
 }
 
@@ -1167,6 +1211,16 @@ s_start (pz_sink_t *self)
     struct stat status;
     if (fstat (self->out_fd, &status) == 0 && S_ISREG (status.st_mode)) {
         self->out_regular = true;
+        //  Its path, for the resume file (s_cut_earlier_output): an
+        //  absolute path the kernel still knows, not a deleted file.
+        char link [64], path [PATH_MAX];
+        snprintf (link, sizeof link, "/proc/self/fd/%d", self->out_fd);
+        ssize_t length = readlink (link, path, sizeof path - 1);
+        if (length > 0 && path [0] == '/') {
+            path [length] = '\0';
+            if (!strstr (path, " (deleted)") && !strchr (path, '\n'))
+                self->out_path = strdup (path);
+        }
     }
     bool resumed = false;
     if (self->resume_path) {

@@ -683,6 +683,54 @@ Test (sink, resume_continues_exactly, .timeout = 20)
     s_rig_destroy (&rig);
 }
 
+//  --resume into a new output file (sink.1.txt, then sink.2.txt): lines
+//  the first run wrote after its last recorded position (a kill -9 between
+//  its write and its position) are cut from the first file, as the second
+//  run prints them: the files together hold every line exactly once.
+Test (sink, resume_into_another_file_cuts_the_earlier_one, .timeout = 20)
+{
+    s_rig_t *rig = s_rig_new ();
+    rig->config.tags = "P";
+    s_add_stream (&rig->journal, "PPPPPP", 3);
+    atomic_store (&rig->journal.newest, 6);
+    rig->journal.oldest = 1;
+    rig->journal.chunk = 2;
+    s_rig_history (rig);
+    char path [96];
+    snprintf (path, sizeof path, "%s.resume", rig->out_path);
+    unlink (path);
+    cr_assert_eq (s_resume_run (rig, path, 7, 1), PZ_SINK_OK);
+    char *position = s_output (path);
+    char line [160];
+    snprintf (line, sizeof line, "output-path %s\n", rig->out_path);
+    cr_assert (strstr (position, line), "%s", position);
+    free (position);
+    char *first_run = s_output (rig->out_path);
+    cr_assert_eq (write (rig->out_fd, "P 999\nP 998\n", 12), 12);
+    //  The second run writes into a file of its own.
+    int first_fd = rig->out_fd;
+    char second_path [] = "/tmp/test_sink_out_XXXXXX";
+    rig->out_fd = mkstemp (second_path);
+    cr_assert (rig->out_fd >= 0);
+    cr_assert_eq (s_resume_run (rig, path, 11, 0), PZ_SINK_OK);
+    char *first = s_output (rig->out_path);
+    cr_assert_str_eq (first, first_run, "the first file was not cut back to its position");
+    char *second = s_output (second_path);
+    int64_t seqs [] = { 1, 2, 3, 4, 5, 6 };
+    char expected [1024] = "", both [2048];
+    s_expect (&rig->journal, PZ_SINK_TEXT, seqs, 6, expected);
+    snprintf (both, sizeof both, "%s%s", first, second);
+    cr_assert_str_eq (both, expected);
+    free (first);
+    free (second);
+    free (first_run);
+    close (rig->out_fd);
+    unlink (second_path);
+    rig->out_fd = first_fd;
+    unlink (path);
+    s_rig_destroy (&rig);
+}
+
 //  A malformed resume file is refused with status 2, whatever is wrong.
 Test (sink, resume_file_malformed, .timeout = 20)
 {
