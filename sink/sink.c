@@ -9,7 +9,10 @@
     before that message; what history does not serve is lost. A message
     whose seq is not beyond the last live one means the broker restarted
     without a journal: the sequences start again at 1. A live message at or
-    before what history already printed is skipped.
+    before what history already printed is skipped. With --from new a tag
+    starts at the first message of it that arrives, or, if the sink was
+    idle before that and history said none of it had been published yet,
+    at its very first.
 
     Everything read from the network is validated: a malformed publication
     or history reply is counted, logged and dropped, never asserted on.
@@ -1081,8 +1084,20 @@ s_fill_trailing (pz_sink_t *self)
     tags [count] = '\0';
     if (count == 0)
         snprintf (tags, sizeof tags, "%s", self->tags);     //  availability only
-    if (!s_fill (self, tags, position, position) || count == 0)
+    if (!s_fill (self, tags, position, position))
         return;
+    if (count == 0) {
+        //  --from new and nothing received yet: a tag of which nothing was
+        //  ever published (T last 0) starts at its very first message, so
+        //  that one published from now on and missed live (the
+        //  subscription not there yet, or not again: a broker restarting)
+        //  is a gap, not passed over by taking the next one for the start.
+        for (int slot = 0; slot < S_TAGS; slot++)
+            if (self->wanted [slot] && !self->track [slot].started
+            &&  self->history_last [slot] == 0)
+                self->track [slot] = (s_track_t) { .started = true, .baseline = true };
+        return;
+    }
     char behind [S_TAGS + 1];
     int behind_count = 0;
     int64_t from = 0;

@@ -121,14 +121,8 @@ def test_broker_kill9():
                 "--range-lease", 1 << 22)
         broker, ep = c.start_broker(*args, endpoints=private_endpoints(), name="broker")
         primes_out, all_out = c.path("primes.txt"), c.path("all.txt")
-        # --from all: everything the journal holds. With --from new a sink
-        # starts at the first message it receives, and the first R
-        # announcement may come while it is not yet subscribed again after
-        # a restart: it would then start after it, not count it as missed.
-        sink_p = c.start("sink", *sink_endpoints(ep), "--tags", "P", "--from", "all",
-                         stdout=primes_out)
-        sink_r = c.start("sink", *sink_endpoints(ep), "--tags", "R", "--from", "all",
-                         stdout=all_out)
+        sink_p = c.start("sink", *sink_endpoints(ep), "--tags", "P", stdout=primes_out)
+        sink_r = c.start("sink", *sink_endpoints(ep), "--tags", "R", stdout=all_out)
         broker.wait_for_log(r"sink subscribed", count=2)
         workers = start_workers(c, ep, 2)
         r_source, q_source, counts = start_sources(c, ep)

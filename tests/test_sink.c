@@ -524,6 +524,41 @@ Test (sink, trailing_gap_filled, .timeout = 20)
     s_rig_destroy (&rig);
 }
 
+//  --from new, nothing received yet, and nothing of the tag published yet
+//  (the idle status says T last 0): the tag starts at its first message,
+//  so that the first ones, published afterwards and missed live (as when
+//  the subscription is not there again yet after a broker restart), are a
+//  gap filled from history, not passed over by taking the next live one
+//  for the start.
+Test (sink, a_tag_never_published_starts_at_its_first_message, .timeout = 20)
+{
+    s_rig_t *rig = s_rig_new ();
+    s_add_stream (&rig->journal, "NNPPP", 1);
+    atomic_store (&rig->journal.newest, 2);     //  only the N messages yet
+    rig->journal.oldest = 1;
+    s_rig_history (rig);
+    rig->config.tags = "P";
+    rig->config.idle_ms = 100;
+    rig->config.count = 3;
+    s_rig_start (rig);
+    while (atomic_load (&rig->journal.requests) < 2)
+        zclock_sleep (10);                      //  idle statuses: P never published
+    atomic_store (&rig->journal.newest, 5);
+    s_publish (rig, 4);                         //  3 published, missed live
+    s_publish (rig, 5);
+    cr_assert_eq (s_rig_wait (rig), PZ_SINK_OK);
+    int64_t seqs [] = { 3, 4, 5 };
+    char expected [1024] = "";
+    s_expect (&rig->journal, PZ_SINK_TEXT, seqs, 3, expected);
+    char *output = s_output (rig->out_path);
+    cr_assert_str_eq (output, expected);
+    pz_sink_stats_t stats = s_stats (rig);
+    cr_assert_eq (stats.filled, 1);
+    cr_assert_eq (stats.lost, 0);
+    free (output);
+    s_rig_destroy (&rig);
+}
+
 //  A trailing gap history no longer holds is lost (and counted).
 Test (sink, trailing_gap_without_journal_is_lost, .timeout = 20)
 {
