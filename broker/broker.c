@@ -62,8 +62,10 @@
 #define S_SUBSCRIPTIONS_MS  50      //  how often sinks' subscriptions are read
 #define S_RETAIN_MS         1000    //  how often journal retention runs
 #define S_ENDPOINTS         5
-#define S_BATCHES           8       //  batches written and waiting for a sync,
-                                    //  and the one being filled
+#define S_BATCHES           32      //  batches written and waiting for a sync,
+                                    //  and the one being filled (8 held up the
+                                    //  numbers of short loop turns while a sync
+                                    //  ran: docs/JOURNAL.md "Commit")
 #define S_BATCH_ITEMS       1024    //  requests and reports in one batch, at most
 #define S_WORKERS_MAX       1024    //  workers counted by name; more share "others"
 #define S_RECHECK_REACH     4096    //  a worker's latest verdict publications
