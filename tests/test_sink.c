@@ -684,21 +684,31 @@ s_resume_run (s_rig_t *rig, const char *path, int64_t count, int64_t from_seq)
     return s_rig_wait (rig);
 }
 
-//  --resume: a run stopped mid-message, lines written after its last
-//  recorded position (as a kill -9 leaves them), then a second run: the
-//  file holds every line exactly once.
-Test (sink, resume_continues_exactly, .timeout = 20)
+//  A rig for the --resume tests: tag P only (one tag line in the position
+//  file), six publications of three records in history, served two at a
+//  time; path gets the position file's name (none there yet).
+static s_rig_t *
+s_resume_rig (char *path, size_t path_size)
 {
     s_rig_t *rig = s_rig_new ();
-    rig->config.tags = "P";     //  one tag line in the position file
+    rig->config.tags = "P";
     s_add_stream (&rig->journal, "PPPPPP", 3);
     atomic_store (&rig->journal.newest, 6);
     rig->journal.oldest = 1;
     rig->journal.chunk = 2;
     s_rig_history (rig);
-    char path [96];
-    snprintf (path, sizeof path, "%s.resume", rig->out_path);
+    snprintf (path, path_size, "%s.resume", rig->out_path);
     unlink (path);
+    return rig;
+}
+
+//  --resume: a run stopped mid-message, lines written after its last
+//  recorded position (as a kill -9 leaves them), then a second run: the
+//  file holds every line exactly once.
+Test (sink, resume_continues_exactly, .timeout = 20)
+{
+    char path [96];
+    s_rig_t *rig = s_resume_rig (path, sizeof path);
     cr_assert_eq (s_resume_run (rig, path, 7, 1), PZ_SINK_OK);
     char *position = s_output (path);
     cr_assert (strstr (position, "playzmq-sink resume 1\ntag P seq 3 tag-seq 3 partial 1\n"
@@ -724,16 +734,8 @@ Test (sink, resume_continues_exactly, .timeout = 20)
 //  run prints them: the files together hold every line exactly once.
 Test (sink, resume_into_another_file_cuts_the_earlier_one, .timeout = 20)
 {
-    s_rig_t *rig = s_rig_new ();
-    rig->config.tags = "P";
-    s_add_stream (&rig->journal, "PPPPPP", 3);
-    atomic_store (&rig->journal.newest, 6);
-    rig->journal.oldest = 1;
-    rig->journal.chunk = 2;
-    s_rig_history (rig);
     char path [96];
-    snprintf (path, sizeof path, "%s.resume", rig->out_path);
-    unlink (path);
+    s_rig_t *rig = s_resume_rig (path, sizeof path);
     cr_assert_eq (s_resume_run (rig, path, 7, 1), PZ_SINK_OK);
     char *position = s_output (path);
     char line [160];
