@@ -5,6 +5,7 @@ peer problem, 2 a bad flag or value."""
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -213,9 +214,16 @@ def test_sink_into_a_closed_pipe_ends_quietly():
             "%s --connect %s --tags N | head -n 2" % (binary("sink"), ep["publish"]),
             shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
-        broker.wait_for_log(r"sink subscribed")
-        source = c.start("source", "--connect", ep["source"], "--count", 50, "--rate", 100)
-        out, err = pipeline.communicate(timeout=20)
+        try:
+            broker.wait_for_log(r"sink subscribed")
+            source = c.start("source", "--connect", ep["source"], "--count", 50,
+                             "--rate", 100)
+            out, err = pipeline.communicate(timeout=20)
+        finally:
+            # Not one of the cluster's processes: ended here if it hangs.
+            if pipeline.poll() is None:
+                os.killpg(pipeline.pid, signal.SIGKILL)
+                pipeline.wait()
         assert pipeline.returncode == 0 and len(out.splitlines()) == 2, (out, err)
         source.wait(20)
 
