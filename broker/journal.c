@@ -898,6 +898,17 @@ s_apply_piece (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why
     return NULL;
 }
 
+//  Returns true if a verdict kept as bits fits the numbers of its covered
+//  accepts: one bit each, none set past them, and two S T pairs exactly
+//  when there are both primes and composites.
+static bool
+s_bits_fit (const s_entry_t *entry, size_t numbers)
+{
+    bool both = entry->prime_bits > 0 && entry->prime_bits < numbers;
+    return pz_verdicts_check (entry->bits, entry->bit_records, numbers) == PZ_OK
+        && (entry->c_seq != 0) == both;
+}
+
 //  Applies a verdict kept as its bits: its K records name accepts without
 //  a verdict in this same segment, in order, whose numbers the V records
 //  carry one bit each; one S T for each half that has numbers.
@@ -934,9 +945,7 @@ s_apply_bits (pz_journal_t *self, const s_entry_t *entry, char *why, size_t why_
         numbers += pending->count;
         previous = cover;
     }
-    bool composites = entry->prime_bits < numbers;
-    if (pz_verdicts_check (entry->bits, entry->bit_records, numbers) != PZ_OK
-    ||  (entry->c_seq != 0) != (entry->prime_bits > 0 && composites)) {
+    if (!s_bits_fit (entry, numbers)) {
         snprintf (why, why_size, "verdict bits seq %" PRId64 " do not fit the %zu numbers "
                   "of their K records", entry->seq, numbers);
         return why;
@@ -2327,6 +2336,18 @@ s_reader_find (pz_journal_reader_t *self, int64_t seq)
     return low ? low - 1 : 0;
 }
 
+//  Makes room in *array (of *capacity items of item_size bytes) for item
+//  count, doubling it (64 items at first).
+static void
+s_grow (void **array, size_t *capacity, size_t count, size_t item_size)
+{
+    if (count < *capacity)
+        return;
+    *capacity = *capacity ? 2 * *capacity : 64;
+    *array = realloc (*array, *capacity * item_size);
+    assert (*array);
+}
+
 //  Lists the open segment's blocks by their headers, from where the last
 //  call stopped, until one holds a publication at or after seq or the
 //  offset limit is reached (the verdict's own block: its accepts are before
@@ -2342,12 +2363,8 @@ s_reader_index (pz_journal_reader_t *self, int64_t seq, int64_t limit)
         ||  s_block_header_decode (bytes, &header))
             return;                 //  damaged: what is behind it stays unknown
         if (header.first_seq) {
-            if (self->block_count == self->block_capacity) {
-                self->block_capacity = self->block_capacity ? 2 * self->block_capacity : 64;
-                self->blocks = (s_block_ref_t *) realloc (self->blocks,
-                                   self->block_capacity * sizeof (s_block_ref_t));
-                assert (self->blocks);
-            }
+            s_grow ((void **) &self->blocks, &self->block_capacity, self->block_count,
+                    sizeof (s_block_ref_t));
             self->blocks [self->block_count++] = (s_block_ref_t) {
                 header.first_seq, header.last_seq, self->indexed_end };
         }
@@ -2387,12 +2404,8 @@ s_reader_load_accepts (pz_journal_reader_t *self, int64_t offset)
         s_entry_t entry;
         if (!s_entry_parse (payload + at + 4, size, &entry, false)
         &&  entry.kind == S_ENTRY_PUBLICATION && entry.tag == PZ_TAG_NUMBER) {
-            if (self->accept_count == self->accept_capacity) {
-                self->accept_capacity = self->accept_capacity ? 2 * self->accept_capacity : 64;
-                self->accepts = (s_accept_ref_t *) realloc (self->accepts,
-                                    self->accept_capacity * sizeof (s_accept_ref_t));
-                assert (self->accepts);
-            }
+            s_grow ((void **) &self->accepts, &self->accept_capacity, self->accept_count,
+                    sizeof (s_accept_ref_t));
             self->accepts [self->accept_count++] = (s_accept_ref_t) {
                 entry.seq, entry.publication, entry.count };
         }
@@ -2451,8 +2464,7 @@ s_reader_gather (pz_journal_reader_t *self, const s_entry_t *entry, int64_t limi
         memcpy (self->numbers + total * PZ_RECORD_SIZE, records, count * PZ_RECORD_SIZE);
         total += count;
     }
-    if (pz_verdicts_check (entry->bits, entry->bit_records, total) != PZ_OK
-    ||  (entry->c_seq != 0) != (entry->prime_bits > 0 && entry->prime_bits < total))
+    if (!s_bits_fit (entry, total))
         return 0;
     return total;
 }

@@ -57,6 +57,7 @@
 #define S_RETRY_MS      5000                //  history silent: next try after this
 #define S_PIPE_BYTES    (1024 * 1024)       //  output pipe's size asked for (Linux's default most)
 #define S_RESUME_MAX    (1024 + PATH_MAX)   //  bytes of a resume file, at most
+#define S_OUTPUT_PATH   "output-path "      //  its line naming the output file
 #define S_RESUME_HEADER "playzmq-sink resume 1"
 
 //  Where the sink stands in one tag's messages.
@@ -401,7 +402,7 @@ s_save_position (pz_sink_t *self)
                             (uintmax_t) status.st_ino, (intmax_t) status.st_size);
         if (self->out_path)
             length += snprintf (text + length, sizeof text - (size_t) length,
-                                "output-path %s\n", self->out_path);
+                                S_OUTPUT_PATH "%s\n", self->out_path);
     }
     assert (length > 0 && (size_t) length < sizeof text);
     int fd = open (self->resume_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -648,9 +649,10 @@ s_load_position (pz_sink_t *self)
                 why = "not a playzmq-sink resume file (first line)";
             continue;
         }
-        if (strncmp (line, "output-path /", 13) == 0 && !old_path [0] && has_output
-        &&  length - 12 < sizeof old_path) {
-            memcpy (old_path, line + 12, length - 11);
+        size_t prefix = strlen (S_OUTPUT_PATH);
+        if (strncmp (line, S_OUTPUT_PATH, prefix) == 0 && line [prefix] == '/'
+        &&  !old_path [0] && has_output && length - prefix < sizeof old_path) {
+            memcpy (old_path, line + prefix, length - prefix + 1);
             continue;
         }
         char *words [9];
