@@ -15,7 +15,9 @@
 #include <string.h>
 
 #define S_TAG_SIZE      8           //  bytes of the tag frame
-#define S_SLOT_BITS     8           //  tag bits holding the slot index
+#define S_SLOT_BITS     10          //  tag bits holding the slot index
+#define S_UNSENT_MS     1           //  a send the socket had no room for
+                                    //  is tried again this much later
 _Static_assert ((1 << S_SLOT_BITS) >= PZ_CLIENT_SLOTS_MAX,
                 "a tag must be able to name every slot");
 
@@ -28,6 +30,8 @@ typedef struct {
     int64_t attempts;           //  sends of this request so far
     int64_t deadline_ms;        //  zclock_mono time its reply is due
     int64_t parked_ms;          //  if not 0: send again at this time (E 9)
+    int64_t unsent_ms;          //  if not 0: the socket had no room for its
+                                //  send; try again at this time
 } s_slot_t;
 
 struct _pz_client_t {
@@ -41,6 +45,9 @@ struct _pz_client_t {
     int slot_count;             //  1 to PZ_CLIENT_SLOTS_MAX
     size_t request_max;         //  bytes of each slot's buffer
     int busy;                   //  slots with a request outstanding
+    int next_free;              //  where the search for a free slot starts
+    int64_t due_ms;             //  no slot is due before this (a lower bound):
+                                //  spares a scan of every slot per turn
     uint64_t sends;             //  sends so far, for tags
     uint64_t resends;           //  sends after a timeout
     uint64_t strays;            //  replies dropped: late, unknown, malformed
@@ -79,6 +86,7 @@ pz_client_new (const char *name, const char *endpoint, int slots,
     self->timeout_ms = timeout_ms;
     self->retries = retries;
     self->slot_count = slots;
+    self->due_ms = INT64_MAX;
     self->created_ms = zclock_mono ();
     self->slots = (s_slot_t *) calloc ((size_t) slots, sizeof (s_slot_t));
     assert (self->name && self->endpoint && self->slots);
@@ -118,9 +126,13 @@ pz_client_free_slot (pz_client_t *self)
     assert (self);
     if (self->busy == self->slot_count)
         return -1;
-    for (int index = 0; index < self->slot_count; index++)
+    //  Slots are taken in turn and replies come mostly in order, so the
+    //  search from the slot after the last one taken ends at once.
+    for (int step = 0; step < self->slot_count; step++) {
+        int index = (self->next_free + step) % self->slot_count;
         if (!self->slots [index].busy)
             return index;
+    }
     assert (false);             //  busy counts the busy slots
     return -1;
 }
@@ -147,9 +159,34 @@ pz_client_request (pz_client_t *self, int slot)
     return self->slots [slot].data;
 }
 
+//  Notes that some slot is due at due_ms.
+static void
+s_due (pz_client_t *self, int64_t due_ms)
+{
+    if (due_ms < self->due_ms)
+        self->due_ms = due_ms;
+}
+
+//  Writes a slot's request, [tag][empty][body], to the socket without
+//  waiting. Returns false if the socket had no room for it.
+static bool
+s_write (pz_client_t *self, s_slot_t *slot)
+{
+    uint8_t tag [S_TAG_SIZE];
+    memcpy (tag, &slot->tag, sizeof tag);   //  comes back as it went
+    void *handle = zsock_resolve (self->dealer);
+    //  Once the first frame is taken, libzmq takes the rest of the message.
+    if (zmq_send (handle, tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) != (int) sizeof tag)
+        return false;
+    zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (handle, slot->data, slot->size, ZMQ_DONTWAIT);
+    return true;
+}
+
 //  Sends a slot's request under a new tag and sets its deadline. A send
-//  that fails now (no room, no connection yet) is retried at the deadline,
-//  like a lost reply.
+//  the socket has no room for now (its queue full, no connection yet) is
+//  tried again S_UNSENT_MS later, until the deadline: a window larger than
+//  the socket's queue then waits a moment, not a whole timeout.
 static void
 s_transmit (pz_client_t *self, int index, int64_t now_ms)
 {
@@ -157,14 +194,8 @@ s_transmit (pz_client_t *self, int index, int64_t now_ms)
     slot->tag = (++self->sends << S_SLOT_BITS) | (uint64_t) index;
     slot->attempts++;
     slot->deadline_ms = now_ms + self->timeout_ms;
-    uint8_t tag [S_TAG_SIZE];
-    memcpy (tag, &slot->tag, sizeof tag);   //  comes back as it went
-    void *handle = zsock_resolve (self->dealer);
-    //  Once the first frame is taken, libzmq takes the rest of the message.
-    if (zmq_send (handle, tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int) sizeof tag) {
-        zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-        zmq_send (handle, slot->data, slot->size, ZMQ_DONTWAIT);
-    }
+    slot->unsent_ms = s_write (self, slot) ? 0 : now_ms + S_UNSENT_MS;
+    s_due (self, slot->unsent_ms ? slot->unsent_ms : slot->deadline_ms);
 }
 
 //  Sends a slot's request; the slot is busy until its reply.
@@ -178,6 +209,7 @@ pz_client_send (pz_client_t *self, int slot, size_t size, int64_t now_ms)
     self->slots [slot].attempts = 0;
     self->slots [slot].busy = true;
     self->busy++;
+    self->next_free = (slot + 1) % self->slot_count;
     s_transmit (self, slot, now_ms);
 }
 
@@ -250,21 +282,30 @@ int
 pz_client_expire (pz_client_t *self, int64_t now_ms)
 {
     assert (self);
+    if (now_ms < self->due_ms)
+        return 0;               //  nothing is due yet: no need to look
     //  Requests parked after an E 9 go again when their time comes, on the
     //  same connection: it works, the broker just could not store them.
+    //  Sends the socket had no room for are tried again.
+    self->due_ms = INT64_MAX;
+    s_slot_t *overdue = NULL;
     for (int index = 0; index < self->slot_count; index++) {
         s_slot_t *slot = &self->slots [index];
-        if (slot->busy && slot->parked_ms && slot->parked_ms <= now_ms) {
+        if (!slot->busy)
+            continue;
+        if (slot->parked_ms && slot->parked_ms <= now_ms) {
             slot->parked_ms = 0;
             slot->attempts = 0;
             s_transmit (self, index, now_ms);
         }
+        else
+        if (slot->unsent_ms && slot->unsent_ms <= now_ms && slot->deadline_ms > now_ms)
+            slot->unsent_ms = s_write (self, slot) ? 0 : now_ms + S_UNSENT_MS;
+        if (!slot->parked_ms && slot->deadline_ms <= now_ms && !overdue)
+            overdue = slot;
+        s_due (self, slot->parked_ms ? slot->parked_ms
+                   : slot->unsent_ms ? slot->unsent_ms : slot->deadline_ms);
     }
-    s_slot_t *overdue = NULL;
-    for (int index = 0; index < self->slot_count && !overdue; index++)
-        if (self->slots [index].busy && !self->slots [index].parked_ms
-        &&  self->slots [index].deadline_ms <= now_ms)
-            overdue = &self->slots [index];
     if (!overdue)
         return 0;
     //  Until the broker first answers, it may not be up yet (a container
@@ -327,21 +368,17 @@ pz_client_send_later (pz_client_t *self, int slot, int64_t now_ms, int64_t delay
     self->slots [slot].busy = true;
     self->slots [slot].parked_ms = now_ms + (delay_ms > 0 ? delay_ms : 1);
     self->busy++;
+    s_due (self, self->slots [slot].parked_ms);
 }
 
-//  Returns the earliest deadline of an outstanding request, or INT64_MAX.
+//  Returns when pz_client_expire next has something to do: the earliest
+//  deadline, or time to send again, of an outstanding request (or earlier,
+//  never later), or INT64_MAX.
 int64_t
 pz_client_deadline (pz_client_t *self)
 {
     assert (self);
-    int64_t earliest = INT64_MAX;
-    for (int index = 0; index < self->slot_count; index++) {
-        s_slot_t *slot = &self->slots [index];
-        int64_t due_ms = slot->parked_ms ? slot->parked_ms : slot->deadline_ms;
-        if (slot->busy && due_ms < earliest)
-            earliest = due_ms;
-    }
-    return earliest;
+    return self->busy ? self->due_ms : INT64_MAX;
 }
 
 //  Returns the number of requests outstanding.

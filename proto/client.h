@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#define PZ_CLIENT_SLOTS_MAX     256     //  requests outstanding, at most
+#define PZ_CLIENT_SLOTS_MAX     1024    //  requests outstanding, at most
 
 typedef struct _pz_client_t pz_client_t;
 
@@ -68,7 +68,9 @@ void
     pz_client_set_request_max (pz_client_t *self, size_t request_max);
 
 //  Sends the first size bytes of slot's buffer as a request, due back
-//  within the timeout. The slot is busy until its reply is received.
+//  within the timeout. The slot is busy until its reply is received. If
+//  the socket has no room for it now (more requests than its queue holds),
+//  pz_client_expire tries again a millisecond later, until the timeout.
 void
     pz_client_send (pz_client_t *self, int slot, size_t size, int64_t now_ms);
 
@@ -111,8 +113,9 @@ void
     pz_client_send_later (pz_client_t *self, int slot, int64_t now_ms,
                           int64_t delay_ms);
 
-//  Returns the earliest deadline of an outstanding request (or of a
-//  parked one's resend), or INT64_MAX.
+//  Returns when pz_client_expire next has work: the earliest deadline of an
+//  outstanding request, or of a parked or unsent one's next try (never
+//  later, at times a little earlier), or INT64_MAX if none is outstanding.
 int64_t
     pz_client_deadline (pz_client_t *self);
 

@@ -8,6 +8,7 @@
     =========================================================================
 */
 #include "cli.h"
+#include "client.h"
 #include "record.h"
 #include "source.h"
 
@@ -98,7 +99,7 @@ s_main (int argc, char *argv [], int64_t *ranges, size_t range_count)
           "numbers per request (1 as in the exercise; 1024 is fast)" },
         { "rate", 'r', PZ_OPT_INT, &config.rate, 0, INT64_MAX / 1000, "R",
           "numbers per second, at most (0: as fast as acks come)" },
-        { "pipeline", 'p', PZ_OPT_INT, &config.pipeline, 1, 256, "K",
+        { "pipeline", 'p', PZ_OPT_INT, &config.pipeline, 1, PZ_CLIENT_SLOTS_MAX, "K",
           "requests outstanding at once (several hide the round trip)" },
         { "timeout", 0, PZ_OPT_INT, &config.timeout_ms, 1, 3600000, "MS",
           "wait this long for an ack before resending" },

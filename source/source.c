@@ -98,7 +98,7 @@ pz_source_config_init (pz_source_config_t *config)
         .timeout_ms = 2500,
         .retries = 3,
         .wait_s = 60,
-        .pipeline = 192
+        .pipeline = 512
     };
     pz_sockopts_init (&config->sockopts);
 }

@@ -36,7 +36,8 @@ typedef struct {
     int64_t retries;            //  resends of one request before giving up
     int64_t wait_s;             //  before the broker first answers, keep trying
                                 //  this long whatever the retries (0: don't)
-    int64_t pipeline;           //  requests outstanding at once, 1 to 256
+    int64_t pipeline;           //  requests outstanding at once, 1 to
+                                //  PZ_CLIENT_SLOTS_MAX (default 512)
     const char *acked_path;     //  if not NULL, every acknowledged number goes here
     const int64_t *ranges;      //  ranges to send first: lo, hi pairs (the
                                 //  caller's array), or NULL

@@ -9,6 +9,7 @@
 */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -255,9 +256,53 @@ Test (client, a_second_reply_to_a_parked_request_is_a_stray, .timeout = 20)
                   "the parked request took a second reply to its last send");
     cr_assert_eq (pz_client_strays (client), 1);
     cr_assert_eq (pz_client_busy (client), 1);
+    //  Its next send is its only business: the deadline of the send
+    //  answered is forgotten by the first look after it.
+    cr_assert_leq (pz_client_deadline (client), now_ms + 60000);
+    cr_assert_eq (pz_client_expire (client, now_ms + 59999), 0);
     cr_assert_eq (pz_client_deadline (client), now_ms + 60000);
     s_request_free (&request);
     pz_client_destroy (&client);
     zsock_destroy (&router);
     zstr_free (&endpoint);
+}
+
+Test (client, a_request_the_socket_has_no_room_for_goes_out_a_moment_later, .timeout = 20)
+{
+    //  Nobody listens yet, and the socket queues two messages at most:
+    //  eight requests do not all fit. (ipc: an address no test can take.)
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "ipc:///tmp/pz-test-client-%d", (int) getpid ());
+    pz_sockopts_t opts;
+    pz_sockopts_init (&opts);
+    opts.sndhwm = 2;
+    pz_client_t *client = pz_client_new ("test", endpoint, 8, 10000, 0, &opts);
+    cr_assert (client);
+    for (int slot = 0; slot < 8; slot++)
+        s_send (client, slot, PZ_TAG_NUMBER, 100 + slot);
+    cr_assert_eq (pz_client_busy (client), 8);
+    int64_t sent_ms = zclock_mono ();
+    cr_assert_lt (pz_client_deadline (client), sent_ms + 1000,
+                  "no request waits to be sent again soon: all fitted");
+
+    //  Once the peer is there, every request reaches it long before the
+    //  10 s timeout: those that did not fit are tried again every few ms.
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    cr_assert (router);
+    cr_assert_eq (zsock_bind (router, "%s", endpoint), 0);
+    zsock_set_rcvtimeo (router, 10);
+    int arrived = 0;
+    while (arrived < 8 && zclock_mono () < sent_ms + 3000) {
+        cr_assert_eq (pz_client_expire (client, zclock_mono ()), 0);
+        zmsg_t *msg = zmsg_recv (router);
+        if (msg) {
+            zmsg_destroy (&msg);
+            arrived++;
+        }
+    }
+    cr_assert_eq (arrived, 8, "%d of 8 requests reached the peer within 3 s", arrived);
+    cr_assert_eq (pz_client_resends (client), 0, "a request was resent as if lost");
+    pz_client_destroy (&client);
+    zsock_destroy (&router);
+    unlink (endpoint + strlen ("ipc://"));
 }

@@ -301,9 +301,9 @@ def test_recipe_add_and_revoke_a_worker_machine():
                        beta_before_revoke=beta_then, cut_after="%.2f" % cut_after)
         # The source was stopped mid-run: requests the broker had accepted
         # but whose acks it never read (at most its window: --batch 10 x
-        # --pipeline 192, its default) have verdicts that are not in its
+        # --pipeline 512, its default) have verdicts that are not in its
         # --acked file, and may repeat a random number it did record.
-        in_flight = 10 * 192
+        in_flight = 10 * 512
         assert result.lost == result.wrong == 0, result
         assert result.unexpected + result.duplicated <= in_flight, result
 
