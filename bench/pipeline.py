@@ -532,6 +532,13 @@ class Bench:
             end = self.wait_end(sink_proc if sink else None, source_procs)
             if counter and end is not None:
                 end = counter.exit_time(10)
+            if end is not None:
+                # A source reads its last acks a moment after the broker
+                # sent them, and the sink may see the verdicts first: let
+                # each end by itself, as it does once every request is
+                # acknowledged, before stopping what is left.
+                for source in source_procs:
+                    source.exit_time(5)
             self.finish(run, procs, broker, cpu0, t0, end, total, perf)
             acked, p50s, p99s, src_rates = 0, [], [], []
             for source in source_procs:

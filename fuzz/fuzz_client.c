@@ -104,7 +104,9 @@ s_serve_requests (void)
         PZ_FUZZ_CHECK (s_peer_size <= sizeof s_peer);
         memcpy (s_peer, zmq_msg_data (&frames [0]), s_peer_size);
         uint8_t *tag = (uint8_t *) zmq_msg_data (&frames [1]);
-        size_t slot = tag [0];          //  the slot index, low 8 bits (little-endian host)
+        //  The slot index is the low 10 bits; below 256 here, the first byte
+        //  (little-endian host).
+        size_t slot = tag [0];
         PZ_FUZZ_CHECK (slot < S_SLOTS && s_slots [slot].busy);
         memcpy (s_slots [slot].tag, tag, 8);
         s_slots [slot].seen = true;

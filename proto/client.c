@@ -2,7 +2,7 @@
     client - requests to a REP endpoint, several outstanding, on one DEALER
              socket, with Lazy Pirate retries
 
-    Each send of a request gets a new tag: the slot's index in the low 8
+    Each send of a request gets a new tag: the slot's index in the low 10
     bits, a count of sends above. A reply is matched by its tag, so a reply
     to an earlier send (one the client has given up on) can never be taken
     for the answer to a later request in the same slot.
