@@ -159,10 +159,13 @@ pz_client_request (pz_client_t *self, int slot)
     return self->slots [slot].data;
 }
 
-//  Notes that some slot is due at due_ms.
+//  Notes when a busy slot next needs pz_client_expire: its parked send,
+//  its send again after no room, or else its reply's deadline.
 static void
-s_due (pz_client_t *self, int64_t due_ms)
+s_due (pz_client_t *self, const s_slot_t *slot)
 {
+    int64_t due_ms = slot->parked_ms ? slot->parked_ms
+                   : slot->unsent_ms ? slot->unsent_ms : slot->deadline_ms;
     if (due_ms < self->due_ms)
         self->due_ms = due_ms;
 }
@@ -195,7 +198,7 @@ s_transmit (pz_client_t *self, int index, int64_t now_ms)
     slot->attempts++;
     slot->deadline_ms = now_ms + self->timeout_ms;
     slot->unsent_ms = s_write (self, slot) ? 0 : now_ms + S_UNSENT_MS;
-    s_due (self, slot->unsent_ms ? slot->unsent_ms : slot->deadline_ms);
+    s_due (self, slot);
 }
 
 //  Sends a slot's request; the slot is busy until its reply.
@@ -303,8 +306,7 @@ pz_client_expire (pz_client_t *self, int64_t now_ms)
             slot->unsent_ms = s_write (self, slot) ? 0 : now_ms + S_UNSENT_MS;
         if (!slot->parked_ms && slot->deadline_ms <= now_ms && !overdue)
             overdue = slot;
-        s_due (self, slot->parked_ms ? slot->parked_ms
-                   : slot->unsent_ms ? slot->unsent_ms : slot->deadline_ms);
+        s_due (self, slot);
     }
     if (!overdue)
         return 0;
@@ -368,7 +370,7 @@ pz_client_send_later (pz_client_t *self, int slot, int64_t now_ms, int64_t delay
     self->slots [slot].busy = true;
     self->slots [slot].parked_ms = now_ms + (delay_ms > 0 ? delay_ms : 1);
     self->busy++;
-    s_due (self, self->slots [slot].parked_ms);
+    s_due (self, &self->slots [slot]);
 }
 
 //  Returns when pz_client_expire next has something to do: the earliest
